@@ -59,9 +59,7 @@ class TrafficRouter(abc.ABC):
         Checked before any call so a bad split never reaches the API half-applied.
         """
         if set(weights) != set(self.services):
-            raise ValueError(
-                f"weights must name exactly {sorted(self.services)}, got {sorted(weights)}"
-            )
+            raise ValueError(f"weights must name exactly {sorted(self.services)}, got {sorted(weights)}")
         clean: dict[str, int] = {}
         for name in self.services:
             value = weights[name]

@@ -1,0 +1,579 @@
+"""The service-pair spec: which two ECS services share traffic, how it is routed, shifted and gated.
+
+A spec is a YAML file registered with the CLI and stored as JSON. Parsing reports
+every problem at once, each as a ``<dotted.field.path>: <problem>`` line, because a
+user fixing a spec should not have to discover its errors one run at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ecs_canary.errors import SpecError
+from ecs_canary.plans import (
+    PLAN_TAGS,
+    AllAtOncePlanSpec,
+    CanaryPlanSpec,
+    LinearPlanSpec,
+    Plan,
+    PlanValue,
+    StepsPlanSpec,
+    resolve_plan,
+)
+from ecs_canary.weights import plan_weight_problems
+
+__all__ = [
+    "JSON_SCHEMA_DIALECT",
+    "SPEC_SCHEMA_TITLE",
+    "AlbRouterSpec",
+    "AllAtOncePlanSpec",
+    "CanaryPlanSpec",
+    "HealthSpec",
+    "LinearPlanSpec",
+    "MetricThresholds",
+    "Route53RouterSpec",
+    "RouterSpec",
+    "ServicePairSpec",
+    "ServiceSpec",
+    "SteadySpec",
+    "StepsPlanSpec",
+    "format_validation_error",
+    "load_spec_yaml",
+    "parse_spec",
+    "spec_json_schema",
+]
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SPEC_SCHEMA_TITLE = "ecs-canary service pair spec"
+
+ROUTE53_MAX_WEIGHT = 255
+ALB_MAX_WEIGHT = 999
+SET_IDENTIFIER_MAX_LENGTH = 128
+
+_PARTITION = r"aws(?:-[a-z]+)*"
+_REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]+"
+_ACCOUNT = r"[0-9]{12}"
+_ELB_NAME = r"[A-Za-z0-9-]{1,32}"
+_ELB_ID = r"[A-Za-z0-9]+"
+_ELB_PREFIX = (
+    rf"arn:(?P<partition>{_PARTITION}):elasticloadbalancing:(?P<region>{_REGION}):(?P<account>{_ACCOUNT})"
+)
+
+TARGET_GROUP_ARN_PATTERN = rf"^{_ELB_PREFIX}:targetgroup/{_ELB_NAME}/{_ELB_ID}$"
+LISTENER_ARN_PATTERN = rf"^{_ELB_PREFIX}:listener/app/{_ELB_NAME}/{_ELB_ID}/{_ELB_ID}$"
+RULE_ARN_PATTERN = rf"^{_ELB_PREFIX}:listener-rule/app/{_ELB_NAME}/{_ELB_ID}/{_ELB_ID}/{_ELB_ID}$"
+ECS_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
+CLUSTER_PATTERN = (
+    rf"^(?:[A-Za-z0-9_-]{{1,255}}|arn:{_PARTITION}:ecs:{_REGION}:{_ACCOUNT}:cluster/[A-Za-z0-9_-]{{1,255}})$"
+)
+HOSTED_ZONE_ID_PATTERN = r"^(?:/hostedzone/)?[A-Za-z0-9]{1,32}$"
+PAIR_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
+
+_TARGET_GROUP_ARN_RE = re.compile(TARGET_GROUP_ARN_PATTERN)
+_LISTENER_ARN_RE = re.compile(LISTENER_ARN_PATTERN)
+_RULE_ARN_RE = re.compile(RULE_ARN_PATTERN)
+_CLUSTER_RE = re.compile(CLUSTER_PATTERN)
+_HOSTED_ZONE_ID_RE = re.compile(HOSTED_ZONE_ID_PATTERN)
+_DNS_LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def _schema_pattern(pattern: str) -> dict[str, Any]:
+    """Publish a pattern in the JSON Schema while the validator gives a readable error.
+
+    Python named groups are not ECMA-262, so they are reduced to plain groups.
+    """
+    return {"pattern": re.sub(r"\(\?P<[a-z_]+>", "(", pattern)}
+
+
+_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceSpec(BaseModel):
+    """One of the two ECS services in the pair."""
+
+    model_config = _MODEL_CONFIG
+
+    name: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=ECS_NAME_PATTERN,
+        description="ECS service name (1-255 letters, digits, hyphens, underscores); "
+        "weights are keyed by it.",
+    )
+    target_group_arn: str = Field(
+        description=(
+            "ARN of the ALB target group this service registers with, "
+            "arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>. "
+            "Its target health and CloudWatch metrics are judged as this service's."
+        ),
+        json_schema_extra=_schema_pattern(TARGET_GROUP_ARN_PATTERN),
+    )
+    set_identifier: str | None = Field(
+        None,
+        min_length=1,
+        max_length=SET_IDENTIFIER_MAX_LENGTH,
+        description=(
+            "Route53 only: SetIdentifier of this service's weighted record. Defaults to the service name."
+        ),
+    )
+
+    @field_validator("target_group_arn")
+    @classmethod
+    def _target_group_arn_shape(cls, value: str) -> str:
+        if not _TARGET_GROUP_ARN_RE.fullmatch(value):
+            raise ValueError(
+                "must be a target group ARN like "
+                f"arn:aws:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>, got {value!r}"
+            )
+        return value
+
+    @property
+    def record_set_identifier(self) -> str:
+        """SetIdentifier of this service's Route53 weighted record."""
+        return self.set_identifier if self.set_identifier is not None else self.name
+
+
+class Route53RouterSpec(BaseModel):
+    """Traffic split by two weighted Route53 records with the same name and type."""
+
+    model_config = _MODEL_CONFIG
+
+    type: Literal["route53"] = Field(description="Router kind: Route53 weighted records.")
+    hosted_zone_id: str = Field(
+        description="ID of the hosted zone holding the records; a leading /hostedzone/ is removed.",
+        json_schema_extra=_schema_pattern(HOSTED_ZONE_ID_PATTERN),
+    )
+    record_name: str = Field(
+        min_length=1,
+        max_length=255,
+        description="DNS name of the weighted records; stored lower-case with a trailing dot.",
+    )
+    record_type: Literal["A", "AAAA", "CNAME"] = Field("A", description="DNS type of the weighted records.")
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _normalise_zone_id(cls, value: str) -> str:
+        if not _HOSTED_ZONE_ID_RE.fullmatch(value):
+            raise ValueError(f"must be a hosted zone ID such as Z0123456789ABCDEFGHIJ, got {value!r}")
+        return value.removeprefix("/hostedzone/")
+
+    @field_validator("record_name")
+    @classmethod
+    def _normalise_record_name(cls, value: str) -> str:
+        name = value.strip().lower().replace("\\052", "*")
+        name = name if name.endswith(".") else name + "."
+        labels = name[:-1].split(".")
+        bad = [
+            label
+            for i, label in enumerate(labels)
+            if not (_DNS_LABEL_RE.fullmatch(label) or (i == 0 and label == "*" and len(labels) > 1))
+        ]
+        if name == "." or bad or len(name) > 254:
+            raise ValueError(
+                f"must be a DNS name such as api.example.com (labels of 1-63 letters, digits, "
+                f"hyphens, underscores; '*' only as the first label), got {value!r}"
+            )
+        return name
+
+
+class AlbRouterSpec(BaseModel):
+    """Traffic split by the weighted forward action of one ALB listener (default action) or rule."""
+
+    model_config = _MODEL_CONFIG
+
+    type: Literal["alb"] = Field(description="Router kind: ALB weighted target groups.")
+    listener_arn: str | None = Field(
+        None,
+        description="ARN of the listener whose default action forwards to the two target groups. "
+        "Set exactly one of listener_arn and rule_arn.",
+        json_schema_extra=_schema_pattern(LISTENER_ARN_PATTERN),
+    )
+    rule_arn: str | None = Field(
+        None,
+        description="ARN of the listener rule whose forward action holds the two target groups. "
+        "Set exactly one of listener_arn and rule_arn.",
+        json_schema_extra=_schema_pattern(RULE_ARN_PATTERN),
+    )
+
+    @field_validator("listener_arn")
+    @classmethod
+    def _listener_arn_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _LISTENER_ARN_RE.fullmatch(value):
+            raise ValueError(
+                "must be an application load balancer listener ARN like "
+                f"arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<lb>/<id>/<id>, got {value!r}"
+            )
+        return value
+
+    @field_validator("rule_arn")
+    @classmethod
+    def _rule_arn_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _RULE_ARN_RE.fullmatch(value):
+            raise ValueError(
+                "must be an application load balancer listener rule ARN like "
+                "arn:aws:elasticloadbalancing:<region>:<account>:listener-rule/app/<lb>/<id>/<id>/<id>, "
+                f"got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_target(self) -> AlbRouterSpec:
+        if (self.listener_arn is None) == (self.rule_arn is None):
+            got = "both" if self.listener_arn is not None else "neither"
+            raise ValueError(f"set exactly one of listener_arn or rule_arn (got {got})")
+        return self
+
+    @property
+    def arn(self) -> str:
+        """The listener or rule ARN, whichever is set."""
+        arn = self.listener_arn if self.listener_arn is not None else self.rule_arn
+        assert arn is not None
+        return arn
+
+
+RouterSpec = Annotated[Route53RouterSpec | AlbRouterSpec, Field(discriminator="type")]
+ROUTER_TAGS = ("route53", "alb")
+
+
+class MetricThresholds(BaseModel):
+    """Limits on the green target group's CloudWatch metrics during each bake."""
+
+    model_config = _MODEL_CONFIG
+
+    max_5xx_percent: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Highest acceptable share of target 5xx responses, in percent of requests.",
+    )
+    max_p99_latency_ms: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Highest acceptable p99 target response time, in milliseconds.",
+    )
+    min_requests: int = Field(
+        20,
+        ge=1,
+        description="Fewest requests green must have served for the metrics to count; fewer is inconclusive.",
+    )
+
+    @model_validator(mode="after")
+    def _some_threshold(self) -> MetricThresholds:
+        if self.max_5xx_percent is None and self.max_p99_latency_ms is None:
+            raise ValueError("set at least one of max_5xx_percent or max_p99_latency_ms")
+        return self
+
+
+AlarmName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class HealthSpec(BaseModel):
+    """The health gate judged after every bake; missing data is never a pass."""
+
+    model_config = _MODEL_CONFIG
+
+    alarms: tuple[AlarmName, ...] = Field(
+        (),
+        description="CloudWatch alarm names that must all be OK "
+        "(ALARM fails, INSUFFICIENT_DATA is inconclusive).",
+    )
+    metrics: MetricThresholds | None = Field(
+        None, description="Thresholds on the green target group's 5xx share and p99 latency."
+    )
+    recheck_seconds: int = Field(
+        30, ge=5, le=3600, description="Seconds to wait before judging again after an inconclusive verdict."
+    )
+    max_inconclusive: int = Field(
+        3,
+        ge=0,
+        le=100,
+        description="Consecutive inconclusive verdicts tolerated at one step before rolling back.",
+    )
+
+    @field_validator("alarms")
+    @classmethod
+    def _unique_alarms(cls, alarms: tuple[str, ...]) -> tuple[str, ...]:
+        duplicates = sorted({a for a in alarms if alarms.count(a) > 1})
+        if duplicates:
+            raise ValueError(f"alarm names must be unique, repeated: {', '.join(duplicates)}")
+        return alarms
+
+    @model_validator(mode="after")
+    def _checks_something(self) -> HealthSpec:
+        if not self.alarms and self.metrics is None:
+            raise ValueError(
+                "configure alarms, metrics or both: "
+                "a health gate that checks nothing would pass every deployment"
+            )
+        return self
+
+
+class SteadySpec(BaseModel):
+    """How long to wait for the green ECS service to reach a steady state before shifting traffic."""
+
+    model_config = _MODEL_CONFIG
+
+    poll_seconds: int = Field(15, ge=1, le=600, description="Seconds between ECS service state polls.")
+    timeout_seconds: int = Field(
+        900,
+        ge=1,
+        le=86_400,
+        description="Give up (and fail the deployment) if green is not steady after this many seconds; "
+        "at least poll_seconds.",
+    )
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _not_below_poll(cls, value: int, info: ValidationInfo) -> int:
+        poll = info.data.get("poll_seconds")
+        if isinstance(poll, int) and value < poll:
+            raise ValueError(f"must be at least poll_seconds ({poll}), got {value}")
+        return value
+
+    @property
+    def max_polls(self) -> int:
+        """Polls that fit in the timeout, rounded up."""
+        return math.ceil(self.timeout_seconds / self.poll_seconds)
+
+
+class ServicePairSpec(BaseModel):
+    """Two ECS services that take turns serving one endpoint, and how to move traffic between them."""
+
+    model_config = _MODEL_CONFIG
+
+    name: str = Field(
+        pattern=PAIR_NAME_PATTERN,
+        description="Name of the pair: 1-40 letters, digits, hyphens, underscores, starting with a letter "
+        "or digit. It is part of Step Functions execution names.",
+    )
+    cluster: str = Field(
+        description="Name or ARN of the ECS cluster running both services.",
+        json_schema_extra=_schema_pattern(CLUSTER_PATTERN),
+    )
+    services: tuple[ServiceSpec, ServiceSpec] = Field(
+        description="Exactly two services with distinct names and target groups; "
+        "whichever holds all traffic is live, the other becomes green."
+    )
+    router: RouterSpec = Field(description="Where the traffic weights live: Route53 records or an ALB.")
+    plan: PlanValue = Field(
+        description="How traffic moves to green: a CodeDeploy-style preset name "
+        "(e.g. Canary10Percent5Minutes, Linear10PercentEvery1Minute, AllAtOnce) "
+        "or an object with type all_at_once, canary, linear or steps."
+    )
+    health: HealthSpec = Field(
+        description="The health gate checked before the first shift and after each bake."
+    )
+    steady: SteadySpec = Field(
+        SteadySpec(), description="Waiting for green to become steady in ECS before shifting traffic."
+    )
+    weight_total: int = Field(
+        100,
+        ge=1,
+        le=ALB_MAX_WEIGHT,
+        description="Sum of the two weights written during a ramp (at most 255 for route53, 999 for alb). "
+        "Every plan step must map to distinct weights with both services above zero.",
+    )
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_shape(cls, value: str) -> str:
+        if not _CLUSTER_RE.fullmatch(value):
+            raise ValueError(
+                "must be an ECS cluster name (1-255 letters, digits, hyphens, underscores) "
+                f"or an ECS cluster ARN, got {value!r}"
+            )
+        return value
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _exactly_two(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and len(value) != 2:
+            raise ValueError(f"exactly two services are required, got {len(value)}")
+        return value
+
+    @field_validator("services")
+    @classmethod
+    def _distinct_services(cls, services: tuple[ServiceSpec, ServiceSpec]) -> tuple[ServiceSpec, ServiceSpec]:
+        first, second = services
+        problems = []
+        if first.name == second.name:
+            problems.append(f"the two services must have different names, both are {first.name!r}")
+        if first.target_group_arn == second.target_group_arn:
+            problems.append("the two services must use different target groups")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return services
+
+    @field_validator("weight_total")
+    @classmethod
+    def _weight_total_fits(cls, total: int, info: ValidationInfo) -> int:
+        router = info.data.get("router")
+        if isinstance(router, Route53RouterSpec) and total > ROUTE53_MAX_WEIGHT:
+            raise ValueError(f"must be at most {ROUTE53_MAX_WEIGHT} with a route53 router, got {total}")
+        plan_value = info.data.get("plan")
+        if plan_value is not None:
+            problems = plan_weight_problems(resolve_plan(plan_value).steps, total)
+            if problems:
+                raise ValueError(f"{'; '.join(problems)}; use a larger weight_total or coarser plan steps")
+        return total
+
+    @model_validator(mode="after")
+    def _router_consistency(self) -> ServicePairSpec:
+        problems: list[str] = []
+        if isinstance(self.router, Route53RouterSpec):
+            for i, svc in enumerate(self.services):
+                if svc.set_identifier is None and len(svc.name) > SET_IDENTIFIER_MAX_LENGTH:
+                    problems.append(
+                        f"services.{i}.set_identifier: required because the service name is longer than "
+                        f"{SET_IDENTIFIER_MAX_LENGTH} characters (the Route53 SetIdentifier limit)"
+                    )
+            first, second = (s.record_set_identifier for s in self.services)
+            if first == second:
+                problems.append(
+                    "services.1.set_identifier: both services resolve to the Route53 set identifier "
+                    f"{first!r}"
+                )
+        else:
+            router_match = _LISTENER_ARN_RE.fullmatch(self.router.arn) or _RULE_ARN_RE.fullmatch(
+                self.router.arn
+            )
+            for i, svc in enumerate(self.services):
+                if svc.set_identifier is not None:
+                    problems.append(f"services.{i}.set_identifier: only used with a route53 router")
+                tg_match = _TARGET_GROUP_ARN_RE.fullmatch(svc.target_group_arn)
+                if router_match and tg_match and _arn_scope(tg_match) != _arn_scope(router_match):
+                    problems.append(
+                        f"services.{i}.target_group_arn: is in {_arn_scope(tg_match)} but the router is in "
+                        f"{_arn_scope(router_match)}; an ALB can only forward to target groups in its own "
+                        "account and region"
+                    )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def service_names(self) -> tuple[str, str]:
+        """Names of both services, in spec order."""
+        return (self.services[0].name, self.services[1].name)
+
+    def resolved_plan(self) -> Plan:
+        """The plan as steps and bake time."""
+        return resolve_plan(self.plan)
+
+    def service(self, name: str) -> ServiceSpec:
+        """The service called ``name``."""
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(
+            f"service {name!r} is not part of service pair {self.name!r} "
+            f"(services: {', '.join(self.service_names)})"
+        )
+
+    def other(self, name: str) -> ServiceSpec:
+        """The service in the pair that is not ``name``."""
+        current = self.service(name)
+        return self.services[1] if current is self.services[0] else self.services[0]
+
+
+def _arn_scope(match: re.Match[str]) -> str:
+    return f"{match['partition']}/{match['region']}/{match['account']}"
+
+
+_TAGGED_UNION_FIELDS: dict[str, tuple[str, ...]] = {"router": ROUTER_TAGS, "plan": PLAN_TAGS}
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """One ``<dotted.field.path>: <message>`` line per error.
+
+    Pydantic inserts the union tag of a discriminated union into error locations
+    (``plan.steps.steps``); those are removed so paths match the YAML the user wrote.
+    Errors raised by whole-spec checks already carry their own paths.
+    """
+    lines: list[str] = []
+    for error in exc.errors(include_url=False):
+        loc = list(error["loc"])
+        if len(loc) >= 2 and loc[0] in _TAGGED_UNION_FIELDS and loc[1] in _TAGGED_UNION_FIELDS[str(loc[0])]:
+            del loc[1]
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc.append("type")
+        message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        path = ".".join(str(part) for part in loc)
+        if not path and error["type"] == "value_error":
+            lines.extend(message.splitlines())
+        else:
+            lines.extend(f"{path or 'spec'}: {line}" for line in message.splitlines())
+    return lines
+
+
+def parse_spec(data: Mapping[str, Any]) -> ServicePairSpec:
+    """Validate a spec document, raising :class:`SpecError` that lists every problem."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"spec: must be a mapping of fields, got {type(data).__name__}")
+    try:
+        return ServicePairSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise SpecError("\n".join(format_validation_error(exc))) from exc
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """Safe loader that rejects duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+    return loader.construct_mapping(node, deep=True)
+
+
+_SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def load_spec_yaml(text: str) -> ServicePairSpec:
+    """Parse and validate a YAML spec; YAML syntax problems are reported as :class:`SpecError` too."""
+    try:
+        data = yaml.load(text, Loader=_SpecLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = exc.problem or exc.context or "malformed document"
+        raise SpecError(f"spec: invalid YAML: {problem}{where}") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"spec: invalid YAML: {exc}") from exc
+    if data is None:
+        raise SpecError("spec: the document is empty")
+    return parse_spec(data)
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The published JSON Schema of a spec file."""
+    schema = ServicePairSpec.model_json_schema(mode="validation")
+    schema.pop("title", None)
+    return {"$schema": JSON_SCHEMA_DIALECT, "title": SPEC_SCHEMA_TITLE, **schema}
