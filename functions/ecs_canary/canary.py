@@ -96,12 +96,18 @@ def on_task_running(store: Store, sfn: Any, state_machine_arn: str, task: EcsTas
         return FilterResult("ignored", f"service {service} is not part of a registered pair")
     name = pair.spec.name
     if service == pair.live_service:
-        return FilterResult("ignored", f"{service} is the live service of {name} (scaling or task replacement)", pair=name)
+        return FilterResult(
+            "ignored", f"{service} is the live service of {name} (scaling or task replacement)", pair=name
+        )
     if not task.started_by or not task.started_by.startswith("ecs-svc/"):
-        return FilterResult("ignored", f"task of {service} not started by an ECS service deployment", pair=name)
+        return FilterResult(
+            "ignored", f"task of {service} not started by an ECS service deployment", pair=name
+        )
     if task.started_by == pair.idle_baseline:
         return FilterResult(
-            "ignored", f"{task.started_by} is the release {service} already ran when it became idle", pair=name
+            "ignored",
+            f"{task.started_by} is the release {service} already ran when it became idle",
+            pair=name,
         )
 
     release = Release(service, task.started_by, task.task_definition_arn)
@@ -126,7 +132,9 @@ def on_task_running(store: Store, sfn: Any, state_machine_arn: str, task: EcsTas
         # Claimed before but the execution may never have started: (re)start it; the name dedupes.
 
     execution_input = ExecutionInput(
-        pair=name, deployment_id=deployment_id, release=release.to_dict()  # type: ignore[arg-type]
+        pair=name,
+        deployment_id=deployment_id,
+        release=release.to_dict(),  # type: ignore[arg-type]
     )
     try:
         arn = sfn.start_execution(
@@ -137,7 +145,9 @@ def on_task_running(store: Store, sfn: Any, state_machine_arn: str, task: EcsTas
             raise
         arn = execution_arn_for(state_machine_arn, deployment_id)
     store.mark_started(name, deployment_id, arn)
-    return FilterResult("started", f"execution {deployment_id} started for {release.deployment}", deployment_id, name)
+    return FilterResult(
+        "started", f"execution {deployment_id} started for {release.deployment}", deployment_id, name
+    )
 
 
 # ---- state machine steps ------------------------------------------------------------------------
@@ -209,7 +219,12 @@ def check_green_steady(store: Store, ctx: DeploymentContext, state: SteadyState)
         )
     if polls == 1:
         store.note(ctx.pair, ctx.deployment_id, "waiting", f"waiting for {ctx.green}: {report.reason}")
-    return {"steady": False, "polls": polls, "wait_seconds": spec.steady.poll_seconds, "reason": report.reason}
+    return {
+        "steady": False,
+        "polls": polls,
+        "wait_seconds": spec.steady.poll_seconds,
+        "reason": report.reason,
+    }
 
 
 def _parse_time(value: str) -> datetime:
@@ -221,13 +236,14 @@ def advance(store: Store, ctx: DeploymentContext, cursor_in: CursorModel) -> dic
     spec = parse_spec(ctx.spec)
     plan = spec.resolved_plan()
     cursor = rollout.Cursor(cursor_in.step_index, cursor_in.inconclusive, cursor_in.shifted_at)
+    gate = spec.health_for(ctx.green)
     cloudwatch = aws.client("cloudwatch")
-    states = metrics.alarm_states(cloudwatch, spec.health.alarms) if spec.health.alarms else {}
+    states = metrics.alarm_states(cloudwatch, gate.alarms) if gate.alarms else {}
     if cursor.step_index < 0 or cursor.shifted_at is None:
-        report = health.preflight(spec.health, states)
+        report = health.preflight(gate, states)
     else:
         sample = None
-        if spec.health.metrics is not None:
+        if gate.metrics is not None:
             sample = metrics.green_sample(
                 cloudwatch,
                 target_group_arn=ctx.green_target_group_arn,
@@ -237,7 +253,9 @@ def advance(store: Store, ctx: DeploymentContext, cursor_in: CursorModel) -> dic
             )
         report = health.judge(spec.health, states, sample)
     router = router_for(spec)
-    decision = rollout.decide(plan, spec.health, cursor, report, propagation_seconds=router.propagation_seconds())
+    decision = rollout.decide(
+        plan, spec.health, cursor, report, propagation_seconds=router.propagation_seconds()
+    )
     if decision.action == "shift":
         weights = weights_for(decision.percent, live=ctx.live, green=ctx.green, total=spec.weight_total)
         receipt = router.set_weights(weights)
@@ -316,7 +334,10 @@ def reconcile(store: Store, detail: ExecutionStatusChange) -> dict[str, Any]:
     data = detail.input_json()
     pair, deployment_id = data.get("pair"), data.get("deployment_id")
     if status is None or not isinstance(pair, str) or not isinstance(deployment_id, str):
-        return {"action": "ignored", "reason": f"execution {detail.name} ({detail.status}) is not a deployment"}
+        return {
+            "action": "ignored",
+            "reason": f"execution {detail.name} ({detail.status}) is not a deployment",
+        }
     why = f"execution {detail.status.lower().replace('_', ' ')} outside the state machine"
     if detail.error or detail.cause:
         why += f" ({': '.join(x for x in (detail.error, detail.cause) if x)})"

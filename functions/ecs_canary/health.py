@@ -79,7 +79,6 @@ class HealthReport:
     verdict: Verdict
     reasons: tuple[str, ...]
 
-    @property
     def summary(self) -> str:
         """All reasons on one line."""
         return "; ".join(self.reasons)

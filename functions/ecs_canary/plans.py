@@ -20,7 +20,11 @@ from ecs_canary.errors import SpecError
 
 DEFAULT_BAKE_SECONDS = 300
 MAX_BAKE_SECONDS = 86_400
+"""Upper bound of ``bake_seconds`` in the object forms."""
 MAX_PRESET_MINUTES = 2_880
+"""Upper bound of a preset's minutes, as in CodeDeploy (48 hours)."""
+MAX_PLAN_BAKE_SECONDS = MAX_PRESET_MINUTES * 60
+"""Upper bound of a resolved plan's bake, which presets may push past :data:`MAX_BAKE_SECONDS`."""
 PRESET_PREFIX = "CodeDeployDefault.ECS"
 
 _ALL_AT_ONCE_RE = re.compile(r"(?:CodeDeployDefault\.ECS)?AllAtOnce")
@@ -83,9 +87,9 @@ class Plan:
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
         problems = [f"plan.steps: {p}" for p in step_problems(self.steps)]
-        if not 0 <= self.bake_seconds <= MAX_BAKE_SECONDS:
+        if not 0 <= self.bake_seconds <= MAX_PLAN_BAKE_SECONDS:
             problems.append(
-                f"plan.bake_seconds: must be between 0 and {MAX_BAKE_SECONDS}, got {self.bake_seconds}"
+                f"plan.bake_seconds: must be between 0 and {MAX_PLAN_BAKE_SECONDS}, got {self.bake_seconds}"
             )
         if problems:
             raise SpecError("\n".join(problems))

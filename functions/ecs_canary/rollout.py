@@ -116,13 +116,13 @@ def decide(
 
     where = describe_step(plan, cursor.step_index)
     if report.verdict is Verdict.FAIL:
-        raise GreenUnhealthy(f"green is unhealthy at {where}: {report.summary}")
+        raise GreenUnhealthy(f"green is unhealthy at {where}: {report.summary()}")
     if report.verdict is Verdict.INCONCLUSIVE:
         attempts = cursor.inconclusive + 1
         if attempts > health.max_inconclusive:
             raise HealthInconclusive(
                 f"health was inconclusive {attempts} times in a row at {where} "
-                f"(max_inconclusive is {health.max_inconclusive}): {report.summary}"
+                f"(max_inconclusive is {health.max_inconclusive}): {report.summary()}"
             )
         return Decision(
             action="recheck",

@@ -102,6 +102,15 @@ def _schema_pattern(pattern: str) -> dict[str, Any]:
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True)
 
+AlarmName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+def _unique(alarms: tuple[str, ...]) -> tuple[str, ...]:
+    duplicates = sorted({a for a in alarms if alarms.count(a) > 1})
+    if duplicates:
+        raise ValueError(f"alarm names must be unique, repeated: {', '.join(duplicates)}")
+    return alarms
+
 
 class ServiceSpec(BaseModel):
     """One of the two ECS services in the pair."""
@@ -131,6 +140,17 @@ class ServiceSpec(BaseModel):
             "Route53 only: SetIdentifier of this service's weighted record. Defaults to the service name."
         ),
     )
+    alarms: tuple[AlarmName, ...] = Field(
+        (),
+        description="CloudWatch alarms on this service's own metrics; they are judged (with health.alarms) "
+        "while this service is the one receiving the new release. Roles swap after every promotion, so "
+        "give each service its own alarms here rather than naming one service's alarms in health.alarms.",
+    )
+
+    @field_validator("alarms")
+    @classmethod
+    def _unique_alarms(cls, alarms: tuple[str, ...]) -> tuple[str, ...]:
+        return _unique(alarms)
 
     @field_validator("target_group_arn")
     @classmethod
@@ -281,9 +301,6 @@ class MetricThresholds(BaseModel):
         return self
 
 
-AlarmName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-
-
 class HealthSpec(BaseModel):
     """The health gate judged after every bake; missing data is never a pass."""
 
@@ -310,19 +327,7 @@ class HealthSpec(BaseModel):
     @field_validator("alarms")
     @classmethod
     def _unique_alarms(cls, alarms: tuple[str, ...]) -> tuple[str, ...]:
-        duplicates = sorted({a for a in alarms if alarms.count(a) > 1})
-        if duplicates:
-            raise ValueError(f"alarm names must be unique, repeated: {', '.join(duplicates)}")
-        return alarms
-
-    @model_validator(mode="after")
-    def _checks_something(self) -> HealthSpec:
-        if not self.alarms and self.metrics is None:
-            raise ValueError(
-                "configure alarms, metrics or both: "
-                "a health gate that checks nothing would pass every deployment"
-            )
-        return self
+        return _unique(alarms)
 
 
 class SteadySpec(BaseModel):
@@ -434,6 +439,21 @@ class ServicePairSpec(BaseModel):
                 raise ValueError(f"{'; '.join(problems)}; use a larger weight_total or coarser plan steps")
         return total
 
+    @field_validator("health")
+    @classmethod
+    def _gate_checks_something(cls, health: HealthSpec, info: ValidationInfo) -> HealthSpec:
+        services = info.data.get("services") or ()
+        if health.alarms or health.metrics is not None:
+            return health
+        unjudged = [svc.name for svc in services if not svc.alarms]
+        if unjudged or not services:
+            who = f" (nothing judges {', '.join(unjudged)}; per-service alarms go in services[].alarms)"
+            raise ValueError(
+                "configure alarms, metrics or both: a health gate that checks nothing would pass every "
+                "deployment" + (who if unjudged else "")
+            )
+        return health
+
     @model_validator(mode="after")
     def _router_consistency(self) -> ServicePairSpec:
         problems: list[str] = []
@@ -472,6 +492,11 @@ class ServicePairSpec(BaseModel):
     def service_names(self) -> tuple[str, str]:
         """Names of both services, in spec order."""
         return (self.services[0].name, self.services[1].name)
+
+    def health_for(self, green: str) -> HealthSpec:
+        """The gate that judges ``green``: the pair's alarms plus that service's own."""
+        alarms = tuple(dict.fromkeys((*self.health.alarms, *self.service(green).alarms)))
+        return self.health.model_copy(update={"alarms": alarms})
 
     def resolved_plan(self) -> Plan:
         """The plan as steps and bake time."""
@@ -563,7 +588,7 @@ def load_spec_yaml(text: str) -> ServicePairSpec:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = exc.problem or exc.context or "malformed document"
+        problem = ", ".join(part for part in (exc.context, exc.problem) if part) or "malformed document"
         raise SpecError(f"spec: invalid YAML: {problem}{where}") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"spec: invalid YAML: {exc}") from exc
