@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -25,6 +25,7 @@ from ecs_canary.events import (
     EcsTaskStateChange,
     ExecutionInput,
     ExecutionStatusChange,
+    ReleaseModel,
     SteadyState,
 )
 from ecs_canary.routers import TrafficRouter, build_router
@@ -134,7 +135,7 @@ def on_task_running(store: Store, sfn: Any, state_machine_arn: str, task: EcsTas
     execution_input = ExecutionInput(
         pair=name,
         deployment_id=deployment_id,
-        release=release.to_dict(),  # type: ignore[arg-type]
+        release=ReleaseModel(**release.to_dict()),
     )
     try:
         arn = sfn.start_execution(
@@ -162,13 +163,19 @@ def prepare(store: Store, run: ExecutionInput) -> dict[str, Any]:
         raise RouterConfigError(f"{green_name} is already the live service of {spec.name}")
     green_spec = spec.service(green_name)
     router = router_for(spec)
-    weights = router.read_weights()
-    holder = live_service(weights)
-    if holder != pair.live_service:
-        raise RouterConfigError(
-            f"{router.describe()} sends all traffic to {holder}, but {pair.live_service} is the "
-            f"registered live service of {spec.name}; re-register the pair"
-        )
+    recorded = store.get_deployment(run.pair, run.deployment_id)
+    if recorded.snapshot is not None:
+        # A retried call: the first one checked the weights and stored the snapshot. The weights
+        # may have moved since, so reuse the recorded snapshot instead of judging them again.
+        weights = recorded.snapshot
+    else:
+        weights = router.read_weights()
+        holder = live_service(weights)
+        if holder != pair.live_service:
+            raise RouterConfigError(
+                f"{router.describe()} sends all traffic to {holder}, but {pair.live_service} is the "
+                f"registered live service of {spec.name}; re-register the pair"
+            )
     record = store.begin(run.pair, run.deployment_id, weights, spec)
     assert record.snapshot is not None
     context = DeploymentContext(
@@ -215,7 +222,8 @@ def check_green_steady(store: Store, ctx: DeploymentContext, state: SteadyState)
         return {"steady": True, "polls": polls, "wait_seconds": 0, "reason": report.reason}
     if polls >= spec.steady.max_polls:
         raise GreenNeverSteady(
-            f"{ctx.green} was not steady after {spec.steady.timeout_seconds}s ({polls} checks): {report.reason}"
+            f"{ctx.green} was not steady after {spec.steady.timeout_seconds}s ({polls} checks): "
+            f"{report.reason}"
         )
     if polls == 1:
         store.note(ctx.pair, ctx.deployment_id, "waiting", f"waiting for {ctx.green}: {report.reason}")
@@ -248,10 +256,11 @@ def advance(store: Store, ctx: DeploymentContext, cursor_in: CursorModel) -> dic
                 cloudwatch,
                 target_group_arn=ctx.green_target_group_arn,
                 load_balancer_arn=ctx.green_load_balancer_arn,
-                start=_parse_time(cursor.shifted_at),
-                end=datetime.now(UTC),
+                start=(start := _parse_time(cursor.shifted_at)),
+                # A zero bake (or clock skew between invocations) must still give a valid window.
+                end=max(datetime.now(UTC), start + timedelta(seconds=1)),
             )
-        report = health.judge(spec.health, states, sample)
+        report = health.judge(gate, states, sample)
     router = router_for(spec)
     decision = rollout.decide(
         plan, spec.health, cursor, report, propagation_seconds=router.propagation_seconds()
@@ -337,6 +346,18 @@ def reconcile(store: Store, detail: ExecutionStatusChange) -> dict[str, Any]:
         return {
             "action": "ignored",
             "reason": f"execution {detail.name} ({detail.status}) is not a deployment",
+        }
+    record = store.find_deployment(pair, deployment_id)
+    if record is None:
+        return {
+            "action": "ignored",
+            "reason": f"execution {detail.name}: pair {pair} has no deployment {deployment_id}",
+        }
+    if record.execution_arn and record.execution_arn != detail.execution_arn:
+        # e.g. a console "New execution" started with a copy of the deployment's input.
+        return {
+            "action": "ignored",
+            "reason": f"execution {detail.name} is not the execution of deployment {deployment_id}",
         }
     why = f"execution {detail.status.lower().replace('_', ' ')} outside the state machine"
     if detail.error or detail.cause:

@@ -34,7 +34,7 @@ class EcsTaskStateChange(BaseModel):
         return None
 
 
-class EcsTaskStateChangeEvent(EventBridgeModel):  # type: ignore[misc]
+class EcsTaskStateChangeEvent(EventBridgeModel):
     detail: EcsTaskStateChange
 
 
@@ -62,7 +62,7 @@ class ExecutionStatusChange(BaseModel):
         return data if isinstance(data, dict) else {}
 
 
-class ExecutionStatusChangeEvent(EventBridgeModel):  # type: ignore[misc]
+class ExecutionStatusChangeEvent(EventBridgeModel):
     detail: ExecutionStatusChange
 
 

@@ -74,7 +74,11 @@ class Release:
     task_definition: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"service": self.service, "deployment": self.deployment, "task_definition": self.task_definition}
+        return {
+            "service": self.service,
+            "deployment": self.deployment,
+            "task_definition": self.task_definition,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Release:
@@ -195,6 +199,9 @@ def _service_key(cluster: str, service: str) -> dict[str, Any]:
     return _ser({"pk": f"SERVICE#{cluster_name(cluster)}#{service}", "sk": "PAIR"})
 
 
+_CLAIM_ATTEMPTS = 3
+
+
 def _condition_failed(err: ClientError) -> bool:
     return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -248,7 +255,7 @@ class Store:
                 }
             )
         try:
-            self.ddb.transact_write_items(TransactItems=items)
+            self.ddb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
@@ -334,46 +341,56 @@ class Store:
             "deployment_id": deployment_id,
             "acquired_at": now,
         }
-        try:
-            self.ddb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": _ser(record),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": _ser(lock),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "ConditionCheck": {
-                            "TableName": self.table,
-                            "Key": _pair_key(pair, "SPEC"),
-                            "ConditionExpression": "live_service = :live",
-                            "ExpressionAttributeValues": _ser({":live": live_service}),
-                        }
-                    },
-                ]
-            )
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            existing = self.find_deployment(pair, deployment_id)
-            if existing is not None:
-                return Claim("duplicate", existing=existing)
-            active = self.active_deployment_id(pair)
-            if active is not None:
-                return Claim("busy", active_deployment_id=active)
-            return Claim("live")
-        return Claim("claimed")
+        items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _ser(record),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _ser(lock),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "ConditionCheck": {
+                    "TableName": self.table,
+                    "Key": _pair_key(pair, "SPEC"),
+                    "ConditionExpression": "live_service = :live",
+                    "ExpressionAttributeValues": _ser({":live": live_service}),
+                }
+            },
+        ]
+        for _attempt in range(_CLAIM_ATTEMPTS):
+            try:
+                self.ddb.transact_write_items(TransactItems=items)
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                existing = self.find_deployment(pair, deployment_id)
+                if existing is not None:
+                    return Claim("duplicate", existing=existing)
+                active = self.active_deployment_id(pair)
+                if active is not None:
+                    return Claim("busy", active_deployment_id=active)
+                spec = self._get(_pair_key(pair, "SPEC"))
+                if spec is None or spec.get("live_service") != live_service:
+                    return Claim("live")
+                # Nothing explains the cancellation any more: the lock was released (or a concurrent
+                # transaction conflicted) between the write and these reads. Dropping the release
+                # here would lose it, so try again.
+                last_error = err
+                continue
+            return Claim("claimed")
+        raise last_error
 
-    def record_rejected(self, pair: str, deployment_id: str, release: Release, live: str, reason: str) -> bool:
+    def record_rejected(
+        self, pair: str, deployment_id: str, release: Release, live: str, reason: str
+    ) -> bool:
         """Record a release that was refused (another deployment holds the pair). Idempotent."""
         now = now_iso()
         item = {
@@ -440,14 +457,16 @@ class Store:
             quiet=True,
         )
 
-    def begin(self, pair: str, deployment_id: str, snapshot: Mapping[str, int], spec: ServicePairSpec) -> Deployment:
-        """Store the rollback snapshot, once: a retried call keeps the first snapshot, never a mid-ramp one."""
+    def begin(
+        self, pair: str, deployment_id: str, snapshot: Mapping[str, int], spec: ServicePairSpec
+    ) -> Deployment:
+        """Store the rollback snapshot once: a retried call keeps the first, never a mid-ramp one."""
         item = self._update(
             pair,
             deployment_id,
             [
                 "#s = :running",
-                "snapshot = if_not_exists(snapshot, :snap)",
+                "#snap = if_not_exists(#snap, :snap)",
                 "weights = if_not_exists(weights, :snap)",
                 "spec = if_not_exists(spec, :spec)",
             ],
@@ -459,6 +478,7 @@ class Store:
             },
             condition="#s IN (:starting, :running)",
             event=("snapshot", f"snapshot of current weights: {_fmt(snapshot)}"),
+            names={"#snap": "snapshot"},
         )
         assert item is not None
         return Deployment.from_item(item)
@@ -476,15 +496,23 @@ class Store:
         )
 
     def record_step(
-        self, pair: str, deployment_id: str, *, step_index: int, percent: int, weights: Mapping[str, int], message: str
+        self,
+        pair: str,
+        deployment_id: str,
+        *,
+        step_index: int,
+        percent: int,
+        weights: Mapping[str, int],
+        message: str,
     ) -> None:
         self._update(
             pair,
             deployment_id,
-            ["step_index = :i", "percent = :p", "weights = :w"],
+            ["step_index = :i", "#pct = :p", "weights = :w"],
             {":i": step_index, ":p": percent, ":w": dict(weights), ":running": Status.RUNNING.value},
             condition="#s = :running",
             event=("shifted", message, percent),
+            names={"#pct": "percent"},
         )
 
     def finish(
@@ -558,7 +586,7 @@ class Store:
                 }
             )
         try:
-            self.ddb.transact_write_items(TransactItems=items)
+            self.ddb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
@@ -588,7 +616,10 @@ class Store:
         condition: str,
         event: tuple[str, str] | tuple[str, str, int],
         quiet: bool = False,
+        names: Mapping[str, str] | None = None,
     ) -> dict[str, Any] | None:
+        # SNAPSHOT, PERCENT and STATUS are DynamoDB reserved words: callers alias such attributes
+        # (``names``) instead of naming them in the expression.
         now = now_iso()
         entry: dict[str, Any] = {"at": now, "event": event[0], "message": event[1]}
         if len(event) == 3:
@@ -601,7 +632,7 @@ class Store:
                 Key=_pair_key(pair, f"DEPLOYMENT#{deployment_id}"),
                 UpdateExpression=expression,
                 ConditionExpression=f"attribute_exists(pk) AND ({condition})",
-                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeNames={"#s": "status", **(names or {})},
                 ExpressionAttributeValues=_ser(values),
                 ReturnValues="ALL_NEW",
             )

@@ -6,9 +6,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from moto import mock_aws
-
 from ecs_canary import aws
+from moto import mock_aws
 
 REGION = "us-east-1"
 

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import WaiterError
 from botocore.stub import Stubber
-
+from ecs_canary import aws
 from ecs_canary.errors import RouterConfigError, ShiftNotVerified
 from ecs_canary.routers import AlbRouter, Route53Router, ShiftReceipt, build_router
 from ecs_canary.routers.route53 import normalise_record_name
@@ -42,7 +42,7 @@ def _alias(dns: str) -> dict[str, Any]:
 
 @pytest.fixture
 def zone(mocked_aws: None) -> Zone:
-    client = boto3.client("route53")
+    client: Any = boto3.client("route53")
     zone_id = client.create_hosted_zone(Name="example.com", CallerReference="zone")["HostedZone"]["Id"]
     health_check_id = client.create_health_check(
         CallerReference="hc",
@@ -106,7 +106,9 @@ def _router(zone: Zone, name: str = "api.example.com", rtype: str = "A", **kw: A
 def _record_sets(zone: Zone, name: str) -> dict[str, dict[str, Any]]:
     listing = zone.client.list_resource_record_sets(HostedZoneId=zone.zone_id)["ResourceRecordSets"]
     return {
-        r["SetIdentifier"]: r for r in listing if r["Name"] == normalise_record_name(name) and "SetIdentifier" in r
+        r["SetIdentifier"]: r
+        for r in listing
+        if r["Name"] == normalise_record_name(name) and "SetIdentifier" in r
     }
 
 
@@ -174,7 +176,7 @@ def test_verify_waiter_failure_is_not_verified(zone: Zone, monkeypatch: pytest.M
     class StuckWaiter:
         def wait(self, **kwargs: Any) -> None:
             calls.append(kwargs)
-            raise WaiterError("ResourceRecordSetsChanged", "Max attempts exceeded", {"ChangeInfo": {}})
+            raise WaiterError("ResourceRecordSetsChanged", "Max attempts exceeded", {})
 
     monkeypatch.setattr(router.client, "get_waiter", lambda name: StuckWaiter())
     with pytest.raises(ShiftNotVerified, match="INSYNC"):
@@ -263,7 +265,14 @@ def test_normalise_record_name(raw: str, normal: str) -> None:
 
 
 def _rr(name: str, sid: str, weight: int) -> dict[str, Any]:
-    return {"Name": name, "Type": "A", "SetIdentifier": sid, "Weight": weight, "TTL": 20, "ResourceRecords": [{"Value": "10.0.0.1"}]}
+    return {
+        "Name": name,
+        "Type": "A",
+        "SetIdentifier": sid,
+        "Weight": weight,
+        "TTL": 20,
+        "ResourceRecords": [{"Value": "10.0.0.1"}],
+    }
 
 
 @pytest.fixture
@@ -279,7 +288,10 @@ def test_paging_follows_record_identifier(stubbed: tuple[Any, Stubber]) -> None:
     stubber.add_response(
         "list_resource_record_sets",
         {
-            "ResourceRecordSets": [_rr("api.example.com.", "canary-old", 1), _rr("api.example.com.", "blue", 9)],
+            "ResourceRecordSets": [
+                _rr("api.example.com.", "canary-old", 1),
+                _rr("api.example.com.", "blue", 9),
+            ],
             "IsTruncated": True,
             "NextRecordName": "api.example.com.",
             "NextRecordType": "A",
@@ -332,14 +344,16 @@ def test_verify_without_change_id_reads_back(zone: Zone) -> None:
     router.verify({BLUE: 100, GREEN: 0}, ShiftReceipt())
 
 
-class RouterType(str, Enum):
+class RouterType(Enum):
     ROUTE53 = "route53"
     ALB = "alb"
 
 
 @pytest.mark.parametrize("kind", ["route53", RouterType.ROUTE53])
 def test_build_router_route53(zone: Zone, kind: Any) -> None:
-    spec = SimpleNamespace(type=kind, hosted_zone_id=zone.zone_id, record_name="api.example.com", record_type="A")
+    spec = SimpleNamespace(
+        type=kind, hosted_zone_id=zone.zone_id, record_name="api.example.com", record_type="A"
+    )
     router = build_router(spec, [(BLUE, None, "blue"), (GREEN, "arn:unused", "green")])
     assert isinstance(router, Route53Router)
     assert router.services == (BLUE, GREEN)
@@ -381,3 +395,28 @@ def test_build_router_alb_uses_given_client(mocked_aws: None) -> None:
 def test_build_router_errors(spec: Any, services: list[Any], message: str) -> None:
     with pytest.raises(RouterConfigError, match=message):
         build_router(spec, services, route53=object(), elbv2=object())  # type: ignore[arg-type]
+
+
+def test_default_clients_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = aws.client("route53")
+    assert aws.client("route53") is first
+    assert aws.client("ecs").meta.region_name == "us-east-1"
+    config: Any = first.meta.config
+    # botocore counts max_attempts as retries, so 8 of them make 9 attempts in total.
+    assert config.retries == {"mode": "standard", "total_max_attempts": 9}
+    assert (config.connect_timeout, config.read_timeout) == (5, 30)
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ROUTE_53", "http://127.0.0.1:4566")
+    redirected = aws.client("route53")
+    assert redirected is not first
+    assert redirected.meta.endpoint_url == "http://127.0.0.1:4566"
+    assert aws.client("ecs").meta.endpoint_url == "https://ecs.us-east-1.amazonaws.com"
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    ecs = aws.client("ecs")
+    assert (ecs.meta.endpoint_url, ecs.meta.region_name) == ("http://127.0.0.1:5000", "eu-west-1")
+    assert aws.client("route53").meta.endpoint_url == "http://127.0.0.1:4566"
+
+    aws.reset_clients()
+    assert aws.client("ecs") is not ecs
