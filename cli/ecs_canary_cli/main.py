@@ -1,2 +1,294 @@
-def main() -> None:
-    print("ok")
+"""``ecs-canary``: register service pairs and follow their deployments.
+
+Expected failures (bad specs, missing resources, unknown pairs, AWS errors) are printed
+as red lines, one per problem, with exit code 2 for bad input and 1 for runtime
+failures; only genuine bugs produce a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from typing import NoReturn
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from ecs_canary.errors import DeploymentNotFound, SpecError, UnknownServicePair
+from ecs_canary.registration import RegistrationConflict, RegistrationError
+from rich.console import Console
+from rich.text import Text
+
+from ecs_canary_cli.commands import deployments, offline, specs
+from ecs_canary_cli.commands.base import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, App, CliError
+from ecs_canary_cli.context import DEFAULT_STACK, ENV_STACK, ENV_STATE_MACHINE_ARN, ENV_TABLE, ContextError
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[App], int]
+
+
+class UsageError(Exception):
+    """argparse rejected the command line; carries the usage of the (sub)command that failed."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises instead of exiting, so ``main`` prints the error through rich and returns 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, self.format_usage())
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+    return value
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Stack and AWS options, accepted before or after the command name.
+
+    Subcommands declare them with SUPPRESS defaults so a value given before the command is
+    not overwritten by the subcommand's default.
+    """
+    default = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("stack and AWS options")
+    group.add_argument(
+        "--stack",
+        default=default,
+        metavar="NAME",
+        help=f"CloudFormation stack of ecs-canary (default: ${ENV_STACK} or {DEFAULT_STACK})",
+    )
+    group.add_argument(
+        "--table",
+        default=default,
+        metavar="NAME",
+        help=f"DynamoDB table, skipping the stack (env {ENV_TABLE})",
+    )
+    group.add_argument(
+        "--state-machine-arn",
+        default=default,
+        metavar="ARN",
+        help=f"state machine ARN when --table is given (env {ENV_STATE_MACHINE_ARN})",
+    )
+    group.add_argument("--profile", default=default, help="AWS profile (default: $AWS_PROFILE)")
+    group.add_argument("--region", default=default, help="AWS region (default: $AWS_REGION or the profile's)")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ecs-canary")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ecs-canary",
+        description="Canary and blue/green traffic shifting for Amazon ECS service pairs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    _global_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    def command(
+        subparsers: argparse._SubParsersAction[_Parser], name: str, handler: Handler, help_text: str
+    ) -> argparse.ArgumentParser:
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        _global_options(sub, suppress=True)
+        return sub
+
+    spec = commands.add_parser(
+        "spec", help="work with spec files offline", description="Spec files, offline."
+    )
+    spec_commands = spec.add_subparsers(
+        dest="spec_command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    command(spec_commands, "schema", specs.spec_schema, "print the JSON Schema of a spec file")
+    validate = command(
+        spec_commands,
+        "validate",
+        specs.spec_validate,
+        "validate a spec file and show the plan it resolves to",
+    )
+    validate.add_argument("spec", metavar="SPEC.yaml", help="spec file ('-' for stdin)")
+
+    register = command(
+        commands,
+        "register",
+        specs.register_command,
+        "check a spec's AWS resources and register (or re-register) the pair",
+    )
+    register.add_argument("spec", metavar="SPEC.yaml", help="spec file ('-' for stdin)")
+    register.add_argument("--dry-run", action="store_true", help="run every check but store nothing")
+
+    pairs = command(commands, "pairs", deployments.pairs_command, "list registered pairs")
+    pairs.add_argument("--json", action="store_true", help="print JSON")
+
+    history = command(
+        commands, "deployments", deployments.deployments_command, "list a pair's deployments, newest first"
+    )
+    history.add_argument("pair", metavar="PAIR")
+    history.add_argument(
+        "--limit", type=_positive_int, default=20, metavar="N", help="at most N (default 20)"
+    )
+    history.add_argument("--json", action="store_true", help="print JSON")
+
+    status = command(
+        commands,
+        "status",
+        deployments.status_command,
+        "show one deployment in detail (default: the active one, else the newest)",
+    )
+    status.add_argument("pair", metavar="PAIR")
+    status.add_argument("deployment_id", metavar="DEPLOYMENT_ID", nargs="?")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    watch = command(
+        commands,
+        "watch",
+        deployments.watch_command,
+        "follow a deployment live until it ends (exit 0 only if it succeeded); "
+        "with no deployment active, wait for the next one",
+    )
+    watch.add_argument("pair", metavar="PAIR")
+    watch.add_argument("deployment_id", metavar="DEPLOYMENT_ID", nargs="?")
+    watch.add_argument(
+        "--interval",
+        type=_non_negative,
+        default=2.0,
+        metavar="S",
+        help="seconds between refreshes (default 2)",
+    )
+    watch.add_argument(
+        "--timeout",
+        type=_non_negative,
+        default=0.0,
+        metavar="S",
+        help="give up after S seconds (default: never)",
+    )
+
+    unlock = command(
+        commands,
+        "unlock",
+        deployments.unlock_command,
+        "release a pair's lock whose execution never started or has ended (operator escape hatch)",
+    )
+    unlock.add_argument("pair", metavar="PAIR")
+
+    local = commands.add_parser(
+        "local", help="the offline AWS emulator", description="The offline AWS emulator."
+    )
+    local_commands = local.add_subparsers(
+        dest="local_command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    up = command(
+        local_commands, "up", offline.local_up_command, "run the emulator in the foreground until Ctrl-C"
+    )
+    up.add_argument("--port", type=_port, default=4566, metavar="N", help="port to listen on (default 4566)")
+    up.add_argument(
+        "--time-scale",
+        type=_positive,
+        default=1.0,
+        metavar="X",
+        help="emulated waits last X times as long (default 1.0; 0.01 makes a minute 0.6 s)",
+    )
+    up.add_argument(
+        "--template", default="template.yaml", metavar="PATH", help="SAM template (default template.yaml)"
+    )
+
+    demo = command(commands, "demo", offline.demo_command, "run the scripted offline demo")
+    demo.add_argument(
+        "--router", choices=("alb", "route53", "both"), default="both", help="which pair kinds (default both)"
+    )
+    demo.add_argument(
+        "--time-scale", type=_positive, default=0.01, metavar="X", help="emulated time factor (default 0.01)"
+    )
+    demo.add_argument(
+        "--port", type=_port, default=0, metavar="N", help="emulator port (default 0: any free port)"
+    )
+    return parser
+
+
+def _client_error_line(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    operation = getattr(exc, "operation_name", "AWS call")
+    return f"{operation} failed: {error.get('Code', 'error')}: {error.get('Message', exc)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (0 ok, 1 runtime failure, 2 bad input, 130 interrupted)."""
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+
+    def fail(code: int, *lines: str) -> int:
+        for line in lines:
+            err.print(Text(line, style="red"), soft_wrap=True)
+        return code
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        err.print(exc.usage.rstrip(), style="dim", highlight=False, markup=False)
+        return fail(EXIT_USAGE, f"error: {exc}")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+
+    app = App(args=args, out=out, err=err)
+    handler: Handler = args.handler
+    try:
+        return handler(app)
+    except CliError as exc:
+        return fail(exc.exit_code, *exc.lines)
+    except SpecError as exc:
+        return fail(EXIT_USAGE, *exc.problems)
+    except RegistrationConflict as exc:
+        return fail(EXIT_FAILURE, *exc.problems)
+    except RegistrationError as exc:
+        return fail(EXIT_USAGE, *exc.problems)
+    except (UnknownServicePair, DeploymentNotFound, ContextError) as exc:
+        return fail(EXIT_USAGE, str(exc))
+    except NoCredentialsError:
+        return fail(
+            EXIT_FAILURE, "no AWS credentials found: configure a profile, pass --profile or set AWS_PROFILE"
+        )
+    except NoRegionError:
+        return fail(EXIT_FAILURE, "no AWS region configured: pass --region or set AWS_REGION")
+    except ClientError as exc:
+        return fail(EXIT_FAILURE, _client_error_line(exc))
+    except BotoCoreError as exc:
+        return fail(EXIT_FAILURE, f"AWS error: {exc}")
+    except KeyboardInterrupt:
+        return fail(130, "interrupted")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""``local up`` and ``demo``: the offline emulator and the scripted demo.
+
+Both need moto (the ``local`` extra), so their modules are imported only when one of these
+commands runs; every other command works with the base install.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.panel import Panel
+from rich.text import Text
+
+from ecs_canary_cli.commands.base import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, App, CliError
+
+__all__ = ["demo_command", "local_up_command"]
+
+# A module attribute so tests can end the foreground wait.
+sleep = time.sleep
+
+_EXTRA_HINT = "install the emulator's dependencies: pip install 'ecs-canary[local]'"
+
+
+def _missing(exc: ModuleNotFoundError) -> CliError:
+    return CliError(f"cannot start: module {exc.name or exc} is not installed; {_EXTRA_HINT}", EXIT_FAILURE)
+
+
+def _hints(endpoint: str, region: str) -> Text:
+    """Shell lines that point the AWS CLI, boto3 and ``ecs-canary`` at the emulator."""
+    return Text(
+        "\n".join(
+            [
+                f"export AWS_ENDPOINT_URL={endpoint}",
+                f"export AWS_REGION={region}",
+                "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+            ]
+        )
+    )
+
+
+def local_up_command(app: App) -> int:
+    """Run the emulator in the foreground until Ctrl-C."""
+    template = Path(app.args.template)
+    if not template.is_file():
+        raise CliError(
+            f"{template}: no such template; run from the repository root or pass --template", EXIT_USAGE
+        )
+    try:
+        from ecs_canary_cli.local.server import Emulator  # noqa: PLC0415 - needs moto, loaded on demand
+    except ModuleNotFoundError as exc:
+        raise _missing(exc) from exc
+
+    app.err.print(Text(f"starting the emulator and deploying {template} …", style="dim"))
+    with Emulator(port=app.args.port, time_scale=app.args.time_scale, template=template) as emulator:
+        endpoint = str(emulator.endpoint)
+        region = str(emulator.region)
+        body = Text.assemble(
+            ("endpoint    ", "bold"),
+            endpoint,
+            "\n",
+            ("region      ", "bold"),
+            region,
+            "\n",
+            ("time scale  ", "bold"),
+            f"{app.args.time_scale:g} (a 60 s wait lasts {60 * app.args.time_scale:g} s)",
+        )
+        for key, value in sorted(dict(emulator.outputs).items()):
+            body.append_text(Text.assemble("\n", (f"{key:<12}", "bold"), str(value)))
+        body.append_text(
+            Text.assemble(
+                "\n\n",
+                ("In another shell (ecs-canary then finds the emulated stack as usual):\n", "bold"),
+                _hints(endpoint, region),
+                "\n\n",
+                ("Press Ctrl-C to stop.", "dim"),
+            )
+        )
+        app.out.print(
+            Panel(body, title="ecs-canary local emulator", title_align="left", border_style="green")
+        )
+        try:
+            while True:
+                sleep(3600)
+        except KeyboardInterrupt:
+            app.err.print(Text("stopping the emulator …", style="dim"))
+    return EXIT_OK
+
+
+def demo_command(app: App) -> int:
+    try:
+        from ecs_canary_cli.demo.runner import run_demo  # noqa: PLC0415 - needs moto, loaded on demand
+    except ModuleNotFoundError as exc:
+        raise _missing(exc) from exc
+    return int(run_demo(router=app.args.router, time_scale=app.args.time_scale, port=app.args.port))
