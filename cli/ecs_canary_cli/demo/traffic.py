@@ -1,0 +1,363 @@
+"""Simulated client traffic that follows the live weights and publishes ALB metrics.
+
+The simulator knows nothing about deployments. Every tick it asks the real APIs two questions,
+exactly as the outside world would observe the system:
+
+* where does traffic go now? (the ALB listener's forward weights, or the Route53 weighted
+  records), and
+* what is each service running? (its PRIMARY ECS deployment's task definition, whose container
+  environment ``ERROR_RATE`` / ``LATENCY_MS`` says how that build behaves).
+
+It then splits a virtual request rate across the services by weight and publishes what the ALB
+would: ``RequestCount``, ``HTTPCode_Target_5XX_Count`` and ``TargetResponseTime`` per target
+group. A faulty release therefore shows up in CloudWatch only in proportion to the traffic it is
+given, which is what the health gate and the alarms must notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ecs_canary_cli.demo.infra import ClientFactory, PairInfra
+
+__all__ = ["ServiceBehaviour", "ServiceTraffic", "TrafficSimulator", "probe_percentiles", "read_weights"]
+
+LOG = logging.getLogger(__name__)
+
+NAMESPACE = "AWS/ApplicationELB"
+LATENCY_SAMPLES_PER_TICK = 25
+"""Response times published per service and tick.
+
+moto stores every counted value of ``Values``/``Counts`` as its own data point, and every
+CloudWatch query scans all of them, so publishing one value per simulated request would make
+each health check slower as the demo runs. A sample of this size per tick keeps p99 meaningful.
+"""
+
+
+@dataclass(frozen=True)
+class ServiceBehaviour:
+    """What a service's current build does with a request, read from its task definition."""
+
+    task_definition: str
+    error_rate: float
+    latency_ms: float
+
+
+@dataclass
+class ServiceTraffic:
+    """Running totals for one service (what a dashboard would show)."""
+
+    requests: int = 0
+    errors: int = 0
+    weight: int = 0
+    share: float = 0.0
+    behaviour: ServiceBehaviour | None = None
+    carry: float = 0.0
+
+    @property
+    def error_percent(self) -> float:
+        return 100.0 * self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass
+class _Pair:
+    infra: PairInfra
+    services: dict[str, ServiceTraffic] = field(default_factory=dict)
+
+
+def read_weights(clients: ClientFactory, pair: PairInfra) -> dict[str, int]:
+    """The pair's weights as the router API reports them now, keyed by service name.
+
+    Independent of the product's router code on purpose: the demo checks the product against
+    what AWS says, not against the product's own reading.
+    """
+    if pair.router == "alb":
+        listener = clients("elbv2").describe_listeners(ListenerArns=[pair.listener_arn])["Listeners"][0]
+        service_of = {svc.target_group_arn: svc.name for svc in pair.services}
+        weights = dict.fromkeys(pair.service_names, 0)
+        for action in listener.get("DefaultActions", []):
+            if action.get("Type") != "forward":
+                continue
+            groups = action.get("ForwardConfig", {}).get("TargetGroups")
+            if groups:
+                for group in groups:
+                    name = service_of.get(group["TargetGroupArn"])
+                    if name is not None:
+                        weights[name] = int(group.get("Weight", 1))
+            elif action.get("TargetGroupArn") in service_of:
+                weights[service_of[action["TargetGroupArn"]]] = 1
+        return weights
+    assert pair.record_name is not None
+    page = clients("route53").list_resource_record_sets(
+        HostedZoneId=pair.hosted_zone_id, StartRecordName=pair.record_name, StartRecordType="A"
+    )
+    weights = dict.fromkeys(pair.service_names, 0)
+    wanted = pair.record_name.lower().rstrip(".")
+    for record in page["ResourceRecordSets"]:
+        if record["Name"].lower().rstrip(".") != wanted or record["Type"] != "A":
+            continue
+        if record.get("SetIdentifier") in weights:
+            weights[record["SetIdentifier"]] = int(record.get("Weight", 0))
+    return weights
+
+
+class TrafficSimulator:
+    """A daemon thread sending virtual requests to the pairs' services by their current weights.
+
+    ``rate`` is requests per emulated second for each pair; a tick of ``tick`` real seconds
+    stands for ``tick / time_scale`` emulated seconds. The RNG is seeded so request and error
+    counts are reproducible for a given sequence of ticks.
+    """
+
+    def __init__(
+        self,
+        clients: ClientFactory,
+        pairs: Sequence[PairInfra],
+        *,
+        time_scale: float,
+        rate: float = 50.0,
+        tick: float = 0.2,
+        seed: int = 7,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self._clients = clients
+        self._pairs = {p.name: _Pair(p, {s: ServiceTraffic() for s in p.service_names}) for p in pairs}
+        self.time_scale = time_scale
+        self.rate = rate
+        self.tick = tick
+        self._rng = random.Random(seed)
+        self._now = now or (lambda: datetime.now(UTC))
+        self._task_definitions: dict[str, ServiceBehaviour] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-traffic", daemon=True)
+        self.ticks = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.publish_latency = True
+        """False when CloudWatch here cannot answer percentile queries (see :meth:`probe_percentiles`)."""
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> TrafficSimulator:
+        self.publish_latency = probe_percentiles(self._clients("cloudwatch"), self._now())
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> TrafficSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def add_pair(self, pair: PairInfra) -> None:
+        with self._lock:
+            self._pairs[pair.name] = _Pair(pair, {s: ServiceTraffic() for s in pair.service_names})
+
+    def remove_pair(self, name: str) -> None:
+        with self._lock:
+            self._pairs.pop(name, None)
+
+    # ---- what a dashboard reads ---------------------------------------------------------------------
+
+    def snapshot(self, pair: str) -> dict[str, ServiceTraffic]:
+        """Copies of the per-service totals of ``pair``."""
+        with self._lock:
+            return {
+                name: ServiceTraffic(s.requests, s.errors, s.weight, s.share, s.behaviour)
+                for name, s in self._pairs[pair].services.items()
+            }
+
+    # ---- the loop ------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(self.tick):
+            now = time.monotonic()
+            emulated = (now - last) / self.time_scale
+            last = now
+            with self._lock:
+                pairs = list(self._pairs.values())
+            for pair in pairs:
+                try:
+                    self._send(pair, emulated)
+                except Exception as exc:  # the emulator may be shutting down or briefly busy
+                    self.failures += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    LOG.debug("traffic tick for %s failed", pair.infra.name, exc_info=True)
+            self.ticks += 1
+
+    def _behaviours(self, pair: PairInfra) -> dict[str, ServiceBehaviour]:
+        """Each service's PRIMARY deployment's task definition, as its behaviour."""
+        ecs = self._clients("ecs")
+        described = ecs.describe_services(cluster=pair.cluster, services=list(pair.service_names))
+        found: dict[str, ServiceBehaviour] = {}
+        for svc in described.get("services", []):
+            primary = next((d for d in svc.get("deployments", []) if d.get("status") == "PRIMARY"), None)
+            arn = str(primary["taskDefinition"]) if primary else str(svc["taskDefinition"])
+            found[svc["serviceName"]] = self._behaviour_of(arn)
+        return found
+
+    def _behaviour_of(self, task_definition: str) -> ServiceBehaviour:
+        cached = self._task_definitions.get(task_definition)
+        if cached is not None:
+            return cached
+        definition = self._clients("ecs").describe_task_definition(taskDefinition=task_definition)
+        env: dict[str, str] = {}
+        for container in definition["taskDefinition"].get("containerDefinitions", []):
+            env.update({e["name"]: e["value"] for e in container.get("environment", [])})
+        behaviour = ServiceBehaviour(
+            task_definition=task_definition,
+            error_rate=min(1.0, max(0.0, float(env.get("ERROR_RATE", "0")))),
+            latency_ms=max(1.0, float(env.get("LATENCY_MS", "50"))),
+        )
+        self._task_definitions[task_definition] = behaviour
+        return behaviour
+
+    def _send(self, pair: _Pair, emulated_seconds: float) -> None:
+        weights = read_weights(self._clients, pair.infra)
+        behaviours = self._behaviours(pair.infra)
+        total = sum(weights.values())
+        stamp = self._now()
+        data: list[dict[str, Any]] = []
+        with self._lock:
+            for name, stats in pair.services.items():
+                stats.weight = weights.get(name, 0)
+                stats.share = stats.weight / total if total else 0.0
+                stats.behaviour = behaviours.get(name)
+        for name, stats in pair.services.items():
+            behaviour = behaviours.get(name)
+            if stats.share <= 0 or behaviour is None:
+                stats.carry = 0.0
+                continue
+            expected = self.rate * emulated_seconds * stats.share + stats.carry
+            requests = int(expected)
+            stats.carry = expected - requests
+            if requests == 0:
+                continue
+            errors = self._errors(requests, behaviour.error_rate)
+            data.extend(
+                self._datums(
+                    pair.infra, name, requests=requests, errors=errors, behaviour=behaviour, stamp=stamp
+                )
+            )
+            with self._lock:
+                stats.requests += requests
+                stats.errors += errors
+        if data:
+            cloudwatch = self._clients("cloudwatch")
+            for offset in range(0, len(data), 20):
+                cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[offset : offset + 20])
+
+    def _errors(self, requests: int, rate: float) -> int:
+        if rate <= 0:
+            return 0
+        if rate >= 1:
+            return requests
+        return sum(1 for _ in range(requests) if self._rng.random() < rate)
+
+    def _datums(
+        self,
+        pair: PairInfra,
+        name: str,
+        *,
+        requests: int,
+        errors: int,
+        behaviour: ServiceBehaviour,
+        stamp: datetime,
+    ) -> list[dict[str, Any]]:
+        svc = pair.service(name)
+        dimensions = _dimensions(svc.target_group_arn, svc.load_balancer_arn)
+        samples = min(requests, LATENCY_SAMPLES_PER_TICK)
+        mu = math.log(behaviour.latency_ms / 1000.0)
+        latencies = [round(self._rng.lognormvariate(mu, 0.25), 4) for _ in range(samples)]
+        counts: dict[float, int] = {}
+        for value in latencies:
+            counts[value] = counts.get(value, 0) + 1
+        datums: list[dict[str, Any]] = [
+            {
+                "MetricName": "RequestCount",
+                "Dimensions": dimensions,
+                "Timestamp": stamp,
+                "Value": float(requests),
+                "Unit": "Count",
+            },
+            {
+                "MetricName": "HTTPCode_Target_5XX_Count",
+                "Dimensions": dimensions,
+                "Timestamp": stamp,
+                "Value": float(errors),
+                "Unit": "Count",
+            },
+        ]
+        if self.publish_latency:
+            datums.append(
+                {
+                    "MetricName": "TargetResponseTime",
+                    "Dimensions": dimensions,
+                    "Timestamp": stamp,
+                    "Values": list(counts),
+                    "Counts": [float(c) for c in counts.values()],
+                    "Unit": "Seconds",
+                }
+            )
+        return datums
+
+
+def probe_percentiles(cloudwatch: Any, now: datetime) -> bool:
+    """Whether ``GetMetricData`` answers a ``p99`` query on data that has values.
+
+    moto 5.2.5 fails such a query with a 500 (it computes no percentiles), and the health gate
+    always asks for green's p99 alongside its counts: publishing ``TargetResponseTime`` there
+    would make every health check fail for a reason that has nothing to do with the release.
+    So latency is published only where percentiles work; the 5xx gate is unaffected.
+    """
+    dimensions = [{"Name": "Probe", "Value": "percentiles"}]
+    try:
+        cloudwatch.put_metric_data(
+            Namespace="EcsCanaryDemo/Probe",
+            MetricData=[{"MetricName": "Latency", "Dimensions": dimensions, "Timestamp": now, "Value": 0.1}],
+        )
+        cloudwatch.get_metric_data(
+            MetricDataQueries=[
+                {
+                    "Id": "p99",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "EcsCanaryDemo/Probe",
+                            "MetricName": "Latency",
+                            "Dimensions": dimensions,
+                        },
+                        "Period": 60,
+                        "Stat": "p99",
+                    },
+                }
+            ],
+            StartTime=now - timedelta(minutes=1),
+            EndTime=now + timedelta(minutes=1),
+        )
+    except Exception:
+        LOG.info("CloudWatch cannot compute percentiles here; TargetResponseTime is not published")
+        return False
+    return True
+
+
+def _dimensions(target_group_arn: str, load_balancer_arn: str) -> list[Mapping[str, str]]:
+    """The ``TargetGroup`` and ``LoadBalancer`` dimensions ALB publishes per-target-group metrics with."""
+    tg = target_group_arn.split(":", 5)[5]
+    lb = load_balancer_arn.split(":", 5)[5].removeprefix("loadbalancer/")
+    return [{"Name": "TargetGroup", "Value": tg}, {"Name": "LoadBalancer", "Value": lb}]
