@@ -153,9 +153,17 @@ $(SAM_STAMP): $(SAM_INPUTS) | $(PY_STAMP)
 test: install
 	@$(call run_checks,$(CHECKS) pytest)
 
+# The emulator patches moto process-wide and keeps a background evaluator running, so the suites
+# that use it run in their own pytest processes, apart from the plain in-process moto tests.
+PYTEST_SUITES := "tests/unit tests/static tests/handlers tests/cli" "tests/emulator" "tests/e2e"
+
 check-pytest pytest: $(PY_STAMP) $(NODE_STAMP)
-	@$(call say,pytest)
-	@$(BIN)/pytest $(PYTEST_ARGS)
+	@failed=(); \
+	for suite in $(PYTEST_SUITES); do \
+		$(call say,pytest $$suite); \
+		$(BIN)/pytest $$suite $(PYTEST_ARGS) || failed+=("$$suite"); \
+	done; \
+	if (( $${#failed[@]} )); then echo "FAILED pytest suites: $${failed[*]}"; exit 1; fi
 
 demo: $(PY_STAMP)
 	$(BIN)/ecs-canary demo $(DEMO_ARGS)

@@ -104,7 +104,8 @@ class StackContext:
 def make_session(profile: str | None = None, region: str | None = None) -> boto3.Session:
     """A session honouring ``--profile``/``--region`` first, then the usual AWS environment and config."""
     try:
-        return boto3.Session(profile_name=profile, region_name=region)
+        # Like the AWS CLI, AWS_REGION counts too (botocore itself only reads AWS_DEFAULT_REGION).
+        return boto3.Session(profile_name=profile, region_name=region or os.environ.get("AWS_REGION") or None)
     except ProfileNotFound as exc:
         raise ContextError(f"AWS profile {profile!r} not found: check ~/.aws/config or --profile") from exc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -265,20 +266,30 @@ def advance(store: Store, ctx: DeploymentContext, cursor_in: CursorModel) -> dic
     decision = rollout.decide(
         plan, spec.health, cursor, report, propagation_seconds=router.propagation_seconds()
     )
+    shift_ms = 0
     if decision.action == "shift":
         weights = weights_for(decision.percent, live=ctx.live, green=ctx.green, total=spec.weight_total)
+        started = time.monotonic()
         receipt = router.set_weights(weights)
         router.verify(weights, receipt)
+        shift_ms = round((time.monotonic() - started) * 1000)
         verdict = "" if cursor.step_index < 0 else f" after {report.summary()}"
-        store.record_step(
-            ctx.pair,
-            ctx.deployment_id,
-            step_index=decision.step_index,
-            percent=decision.percent,
-            weights=weights,
-            message=f"step {decision.step_index + 1}/{len(plan.steps)}: {decision.percent}% to "
-            f"{ctx.green} ({_fmt(weights)}){verdict}",
-        )
+        try:
+            store.record_step(
+                ctx.pair,
+                ctx.deployment_id,
+                step_index=decision.step_index,
+                percent=decision.percent,
+                weights=weights,
+                message=f"step {decision.step_index + 1}/{len(plan.steps)}: {decision.percent}% to "
+                f"{ctx.green} ({_fmt(weights)}){verdict}",
+            )
+        except DeploymentNotFound:
+            # The deployment was closed while this shift was in flight (stopped in the console and
+            # reconciled): the restore may have run before our write, so put the snapshot back.
+            receipt = router.set_weights(ctx.snapshot)
+            router.verify(ctx.snapshot, receipt)
+            raise
     elif decision.action == "recheck":
         store.note(ctx.pair, ctx.deployment_id, "inconclusive", report.summary())
     else:
@@ -290,6 +301,7 @@ def advance(store: Store, ctx: DeploymentContext, cursor_in: CursorModel) -> dic
         "wait_seconds": decision.wait_seconds,
         "complete": decision.action == "promote",
         "verdict": report.verdict.value,
+        "shift_ms": shift_ms,
     }
 
 

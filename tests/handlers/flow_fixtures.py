@@ -346,8 +346,10 @@ class Flow:
             cursor["shifted_at"] = shifted.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         out = dict(self.invoke("advance", {"deployment": state["deployment"], "cursor": cursor}))
         # The state machine's ResultSelector keeps exactly these keys as the new $.cursor.
-        keys = ("step_index", "percent", "inconclusive", "shifted_at", "wait_seconds", "complete", "verdict")
-        assert set(out) == set(keys), out
+        asl = json.loads((ROOT / "statemachine" / "canary.asl.json").read_text())
+        selector = asl["States"]["Check health and shift traffic"]["ResultSelector"]
+        keys = {key.removesuffix(".$") for key in selector}
+        assert set(out) == keys, out
         return {**state, "cursor": out}
 
     def rollback_input(

@@ -280,6 +280,7 @@ def test_inconclusive_without_datapoints_rechecks_then_gives_up(flow: Flow, rout
             "shifted_at": None,
             "wait_seconds": 30,  # health.recheck_seconds
             "complete": False,
+            "shift_ms": 0,  # nothing shifted on a recheck
             "verdict": "inconclusive",
         }
         assert flow.weights() == {BLUE: 90, GREEN: 10}
@@ -522,3 +523,25 @@ def test_rollback_of_an_unknown_deployment_writes_nothing(flow: Flow) -> None:
     result = flow.invoke("rollback", {"pair": PAIR, "deployment_id": "web-nothing-0000", "error": None})
     assert result == {"reason": "rollback requested (no deployment record)", "restored": False}
     assert flow.items() == before
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_a_shift_in_flight_when_the_deployment_is_closed_puts_the_snapshot_back(
+    flow: Flow, router: str
+) -> None:
+    """A stop reconciled while "Check health and shift traffic" runs must not leave its weights behind."""
+    flow.register(router)
+    state = flow.prepared(GREEN)
+    snapshot = dict(state["deployment"]["snapshot"])
+    state = flow.advance(state)
+    assert flow.weights() != snapshot
+
+    # The execution was stopped and reconciled: traffic restored, record closed.
+    flow.store.finish(PAIR, state["deployment_id"], Status.ABORTED, "stopped in the console")
+    flow.set_weights(snapshot)
+
+    # The invocation that was already running writes the next step, then finds the record closed.
+    with pytest.raises(DeploymentNotFound, match="ABORTED"):
+        flow.advance(state)
+    assert flow.weights() == snapshot
+    assert _record(flow, state)["status"] == "ABORTED"

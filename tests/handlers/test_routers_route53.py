@@ -181,7 +181,7 @@ def test_verify_waiter_failure_is_not_verified(zone: Zone, monkeypatch: pytest.M
     monkeypatch.setattr(router.client, "get_waiter", lambda name: StuckWaiter())
     with pytest.raises(ShiftNotVerified, match="INSYNC"):
         router.verify({BLUE: 50, GREEN: 50}, receipt)
-    assert calls == [{"Id": receipt.change_id, "WaiterConfig": {"Delay": 5, "MaxAttempts": 60}}]
+    assert calls == [{"Id": receipt.change_id, "WaiterConfig": {"Delay": 2, "MaxAttempts": 150}}]
 
 
 @pytest.mark.parametrize(

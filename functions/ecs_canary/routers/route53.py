@@ -20,8 +20,10 @@ __all__ = ["ALIAS_CACHE_SECONDS", "Route53Router"]
 #: Alias records carry no TTL; resolvers cache their answers for 60 seconds.
 ALIAS_CACHE_SECONDS = 60
 
-_WAITER_DELAY_SECONDS = 5
-_WAITER_MAX_ATTEMPTS = 60
+# Polled every 2 s for up to 300 s (inside the function's 360 s timeout): changes usually reach
+# INSYNC within a minute, and every second spent here delays the start of the TTL wait.
+_WAITER_DELAY_SECONDS = 2
+_WAITER_MAX_ATTEMPTS = 150
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
