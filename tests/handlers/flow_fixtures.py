@@ -84,11 +84,16 @@ def table_schema() -> dict[str, Any]:
 
 
 def state_machine_definition() -> str:
-    """The ASL with its DefinitionSubstitutions replaced by (fake) Lambda ARNs."""
+    """The ASL with its DefinitionSubstitutions replaced: the integration ARN, (fake) Lambda ARNs."""
     props = template()["Resources"]["CanaryStateMachine"]["Properties"]
     text = ASL.read_text()
     for key in props["DefinitionSubstitutions"]:
-        text = text.replace("${" + key + "}", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{key}")
+        value = (
+            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{key}"
+            if key.endswith("FunctionArn")
+            else "arn:aws:states:::lambda:invoke"
+        )
+        text = text.replace("${" + key + "}", value)
     assert "${" not in text, "unsubstituted placeholder left in the state machine definition"
     return text
 
