@@ -265,3 +265,34 @@ def test_roles_carry_only_narrow_aws_managed_policies() -> None:
             else:
                 assert set(arn) == {"Ref"}, f"{name} attaches {arn}"
                 assert arn["Ref"] in RESOURCES, f"{name} attaches {arn}, not a policy of this template"
+
+
+# The store's DynamoDB calls, and the IAM action each needs. TransactWriteItems has no action of its
+# own: AWS authorises each item of the transaction by its kind.
+_DDB_CALL_ACTIONS = {
+    "get_item": "dynamodb:GetItem",
+    "put_item": "dynamodb:PutItem",
+    "update_item": "dynamodb:UpdateItem",
+    "delete_item": "dynamodb:DeleteItem",
+    "query": "dynamodb:Query",
+    "scan": "dynamodb:Scan",
+}
+_TRANSACT_ITEM_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+# Used only by the CLI (listing pairs), which runs with the operator's credentials.
+_CLI_ONLY_ACTIONS = {"dynamodb:Scan"}
+
+
+def test_table_policy_allows_every_call_the_store_makes() -> None:
+    source = (ROOT / "functions" / "ecs_canary" / "store.py").read_text()
+    needed = {action for call, action in _DDB_CALL_ACTIONS.items() if f"self.ddb.{call}(" in source}
+    if "self.ddb.transact_write_items(" in source:
+        needed |= {action for kind, action in _TRANSACT_ITEM_ACTIONS.items() if f'"{kind}": {{' in source}
+    needed -= _CLI_ONLY_ACTIONS
+    policy = TEMPLATE["Resources"]["DeploymentTablePolicy"]["Properties"]["PolicyDocument"]
+    granted = {action for statement in policy["Statement"] for action in as_list(statement["Action"])}
+    assert needed <= granted, f"DeploymentTablePolicy lacks {sorted(needed - granted)}"
