@@ -97,7 +97,8 @@ class World:
         service: str,
         task_definition: str,
         *,
-        timeout: float = 45.0,
+        # A deadline, not a speed check: generous for a loaded 2-core CI machine.
+        timeout: float = 180.0,
         until: Callable[[Deployment], bool] | None = None,
     ) -> Deployment:
         """The deployment of ``task_definition``, once it ended (or once ``until`` holds)."""

@@ -15,8 +15,11 @@ Two kinds of pair are built:
   pointing at the two ALBs with weights 100 and 0.
 
 A release is a new task definition revision: its container environment (``ERROR_RATE``,
-``LATENCY_MS``) is what the traffic simulator reads to decide how the service behaves, so a
-faulty release is just a revision with ``ERROR_RATE=0.35``.
+``LATENCY_MS``, ``CAPACITY_RPS``) is what the traffic simulator reads to decide how the service
+behaves. The demo's faulty release is a capacity regression: a revision that serves at most
+``CAPACITY_RPS=30`` requests per second. It looks perfect while canary steps give it little
+traffic and starts failing (5xx for the excess, slow answers) once its share of the clients'
+load exceeds that, which is what a canary rollout exists to catch part-way.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import yaml
 __all__ = [
     "CLUSTER",
     "DEFAULT_PLAN",
+    "DEMO_MAX_P99_LATENCY_MS",
     "FAULTY",
     "GOOD",
     "HOSTED_ZONE",
@@ -76,23 +80,45 @@ ClientFactory = Callable[[str], Any]
 
 @dataclass(frozen=True)
 class Behaviour:
-    """How a release behaves under traffic; stored as its task definition's container environment."""
+    """How a release behaves under traffic; stored as its task definition's container environment.
+
+    ``capacity_rps`` is the most requests per second the service can serve (None: unconstrained);
+    the traffic simulator fails what is sent beyond it with 5xx and slows answers near it.
+    """
 
     error_rate: float
     latency_ms: float
+    capacity_rps: float | None = None
 
     def environment(self, version: str) -> list[dict[str, str]]:
-        return [
+        env = [
             {"name": "VERSION", "value": version},
             {"name": "ERROR_RATE", "value": f"{self.error_rate:g}"},
             {"name": "LATENCY_MS", "value": f"{self.latency_ms:g}"},
         ]
+        if self.capacity_rps is not None:
+            env.append({"name": "CAPACITY_RPS", "value": f"{self.capacity_rps:g}"})
+        return env
+
+    def describe(self) -> str:
+        """``ERROR_RATE=0, CAPACITY_RPS=30``: what sets this build apart, as its environment says it."""
+        parts = [f"ERROR_RATE={self.error_rate:g}"]
+        if self.capacity_rps is not None:
+            parts.append(f"CAPACITY_RPS={self.capacity_rps:g}")
+        return ", ".join(parts)
 
 
-GOOD = Behaviour(error_rate=0.0, latency_ms=45.0)
-"""A healthy release: no 5xx, fast responses."""
-FAULTY = Behaviour(error_rate=0.35, latency_ms=120.0)
-"""A broken release: about a third of its requests fail."""
+GOOD = Behaviour(error_rate=0.0, latency_ms=60.0)
+"""A healthy release: no 5xx, no capacity limit, p99 about 100 ms (median 60 ms)."""
+FAULTY = Behaviour(error_rate=0.0, latency_ms=60.0, capacity_rps=30.0)
+"""A capacity regression: no bug shows at low load, but it serves at most 30 requests per second.
+
+Under the demo's 50 req/s it is fine at 25 % (12.5 req/s) and 50 % (25 req/s) of the traffic and
+overloaded at 75 % (37.5 req/s: the 7.5 req/s beyond capacity, 20 %, fail with 5xx).
+"""
+DEMO_MAX_P99_LATENCY_MS = 500.0
+"""The demo spec's p99 ceiling: well above a healthy build's p99 (about 100 ms) and what the faulty
+build answers at 50 % load (about 230 ms), far below what it answers overloaded (about 1.4 s)."""
 
 
 @dataclass(frozen=True)
@@ -441,6 +467,7 @@ def spec_for(
     *,
     plan: str | Mapping[str, Any] = DEFAULT_PLAN,
     max_5xx_percent: float | None = 5,
+    max_p99_latency_ms: float | None = None,
     min_requests: int = 20,
     alarms: Sequence[str] | None = None,
     recheck_seconds: int = 10,
@@ -452,7 +479,9 @@ def spec_for(
     The alarms of both services are listed: each alarm watches only its own target group, so the
     old (live) service's alarm cannot fire because of the new release's faults, while listing both
     keeps the one spec correct whichever service is idle after roles swap.
-    ``max_5xx_percent=None`` leaves the metric thresholds out (alarms only).
+    ``max_5xx_percent=None`` and ``max_p99_latency_ms=None`` (the default) leave the metric
+    thresholds out (alarms only). A p99 ceiling needs ``TargetResponseTime`` data: without it
+    every health check is inconclusive.
     """
     router: dict[str, Any]
     if pair.router == "alb":
@@ -465,8 +494,13 @@ def spec_for(
             "record_type": "A",
         }
     health: dict[str, Any] = {"alarms": list(pair.alarm_names if alarms is None else alarms)}
+    thresholds: dict[str, Any] = {}
     if max_5xx_percent is not None:
-        health["metrics"] = {"max_5xx_percent": max_5xx_percent, "min_requests": min_requests}
+        thresholds["max_5xx_percent"] = max_5xx_percent
+    if max_p99_latency_ms is not None:
+        thresholds["max_p99_latency_ms"] = max_p99_latency_ms
+    if thresholds:
+        health["metrics"] = {**thresholds, "min_requests": min_requests}
     health.update(recheck_seconds=recheck_seconds, max_inconclusive=max_inconclusive)
     services: list[dict[str, Any]] = []
     for svc in pair.services:
@@ -500,13 +534,18 @@ def build_demo(
     *,
     routers: Sequence[RouterKind] = ("alb", "route53"),
     plan: str | Mapping[str, Any] = DEFAULT_PLAN,
+    max_p99_latency_ms: float | None = None,
 ) -> DemoInfra:
-    """The network, one pair per router kind, and each pair's spec file in ``out_dir``."""
+    """The network, one pair per router kind, and each pair's spec file in ``out_dir``.
+
+    ``max_p99_latency_ms`` adds a p99 ceiling to the specs (only where latency is published).
+    """
     network = create_network(clients)
     pairs: dict[str, PairInfra] = {}
     paths: dict[str, Path] = {}
     for kind in routers:
         pair = create_alb_pair(clients, network) if kind == "alb" else create_route53_pair(clients, network)
         pairs[kind] = pair
-        paths[kind] = write_spec(spec_for(pair, plan=plan), out_dir / f"{pair.name}-pair.yaml")
+        spec = spec_for(pair, plan=plan, max_p99_latency_ms=max_p99_latency_ms)
+        paths[kind] = write_spec(spec, out_dir / f"{pair.name}-pair.yaml")
     return DemoInfra(network=network, pairs=pairs, spec_paths=paths)

@@ -7,7 +7,9 @@ demo only watches (the deployment record, the execution status and the router's 
 
 A scenario passes when the product did the right thing *as observed through AWS*: a good release
 ends SUCCEEDED with all traffic on the new service and the roles swapped; a faulty release ends
-FAILED with the router's weights equal, exactly, to the snapshot taken before the first shift.
+FAILED with the router's weights equal, exactly, to the snapshot taken before the first shift, at
+the step where it first gets more traffic than it can serve (the faulty build serves at most
+``CAPACITY_RPS=30`` of the simulator's 50 req/s: fine at 25 % and 50 %, overloaded at 75 %).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -36,6 +39,7 @@ from rich.text import Text
 
 from ecs_canary_cli import render
 from ecs_canary_cli.demo.infra import (
+    DEMO_MAX_P99_LATENCY_MS,
     FAULTY,
     GOOD,
     Behaviour,
@@ -46,7 +50,13 @@ from ecs_canary_cli.demo.infra import (
     register_revision,
     release,
 )
-from ecs_canary_cli.demo.traffic import ServiceTraffic, TrafficSimulator, read_weights
+from ecs_canary_cli.demo.traffic import (
+    ServiceTraffic,
+    TrafficSimulator,
+    probe_percentiles,
+    read_weights,
+    served_fraction,
+)
 from ecs_canary_cli.local.server import Emulator
 
 __all__ = [
@@ -54,6 +64,7 @@ __all__ = [
     "DemoContext",
     "ScenarioResult",
     "cached_clients",
+    "expected_failure_step",
     "find_deployment",
     "main",
     "quiet",
@@ -68,6 +79,8 @@ Expectation = Literal["promote", "rollback"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+DEMO_RATE = 50.0
+"""Requests per emulated second the simulated clients send to each pair."""
 
 
 def repo_template() -> Path:
@@ -106,6 +119,10 @@ class ScenarioResult:
     problems: list[str] = field(default_factory=list)
     time_scale: float = 1.0
     order: tuple[str, ...] = ()
+    plan: tuple[int, ...] = ()
+    expected_step: int | None = None
+    """For a rollback: the index of the plan step where the release is first overloaded (None when
+    no step is expected in particular: no traffic simulator, or a build that fails at any load)."""
 
     @property
     def status(self) -> str:
@@ -128,13 +145,20 @@ class ScenarioResult:
             return f"0/{self.steps}"
         return f"{dep.step_index + 1}/{self.steps} ({dep.percent}%)"
 
+    def step_label(self, index: int) -> str:
+        """``3/4 (75%)`` for plan step ``index``."""
+        percent = f" ({self.plan[index]}%)" if index < len(self.plan) else ""
+        return f"{index + 1}/{self.steps}{percent}"
+
     def row(self) -> dict[str, Any]:
         """The summary table's row: short cells, the reason is printed under the table."""
         return {
             "router": self.router,
             "release": f"{self.release} → {self.service}",
             "result": self.status,
-            "steps": self.steps_reached(),
+            "steps": (
+                self.steps_reached() if self.expected == "promote" else f"failed at {self.steps_reached()}"
+            ),
             "wall time": f"{self.real_seconds:.1f}s",
             "weights before": render.format_weights(self.weights_before, self.order),
             "weights after": render.format_weights(self.weights_after, self.order),
@@ -194,36 +218,62 @@ def _execution_status(ctx: DemoContext, dep: Deployment | None) -> str | None:
 def _traffic_table(
     ctx: DemoContext, pair: PairInfra, since: Mapping[str, ServiceTraffic] | None = None
 ) -> RenderableType:
-    """Requests and 5xx per service since ``since`` (a snapshot taken when the release began)."""
+    """Requests and 5xx per service since ``since`` (a snapshot taken when the release began).
+
+    ``load`` is what the service is sent now (its share of the simulator's rate) against the
+    capacity its build declares, if any.
+    """
     if ctx.traffic is None:
         return Text("")
     table = Table(title="simulated traffic since the release", title_justify="left", expand=False)
-    for column in ("service", "share", "release", "requests", "5xx", "5xx %"):
+    for column in ("service", "share", "release", "load (req/s)", "requests", "5xx", "5xx %"):
         table.add_column(column, justify="left" if column in ("service", "release") else "right")
     for name, now in ctx.traffic.snapshot(pair.name).items():
         start = (since or {}).get(name)
         stats = ServiceTraffic(
-            now.requests - (start.requests if start else 0),
-            now.errors - (start.errors if start else 0),
-            now.weight,
-            now.share,
-            now.behaviour,
+            requests=now.requests - (start.requests if start else 0),
+            errors=now.errors - (start.errors if start else 0),
+            weight=now.weight,
+            share=now.share,
+            behaviour=now.behaviour,
+            rps=now.rps,
         )
         behaviour = stats.behaviour
         build = "—"
+        load = Text(f"{stats.rps:g}")
         if behaviour is not None:
             revision = behaviour.task_definition.rsplit("/", 1)[-1]
-            build = f"{revision} (ERROR_RATE={behaviour.error_rate:g})"
+            build = f"{revision} ({behaviour.describe()})"
+            if behaviour.capacity_rps is not None:
+                over = stats.rps > behaviour.capacity_rps
+                load = Text(f"{stats.rps:g} of {behaviour.capacity_rps:g}", style="red" if over else "")
         style = "red" if stats.error_percent > 5 else ""
         table.add_row(
             name,
             f"{stats.share * 100:.0f}%",
             build,
+            load,
             str(stats.requests),
             str(stats.errors),
             Text(f"{stats.error_percent:.1f}", style=style),
         )
     return table
+
+
+def expected_failure_step(plan: Sequence[int], rate: float, behaviour: Behaviour) -> int | None:
+    """Index of the first plan step at which a release with ``behaviour`` fails under ``rate`` req/s.
+
+    A build with a base error rate fails as soon as it gets traffic; one with a capacity limit at
+    the first step whose share of ``rate`` exceeds it. None when no step should fail. This is the
+    demo's expectation, worked out from the release it makes; the traffic simulator knows none of
+    it and only reads the task definition each service runs.
+    """
+    if behaviour.error_rate > 0:
+        return 0 if plan else None
+    for index, percent in enumerate(plan):
+        if served_fraction(rate * percent / 100.0, behaviour.capacity_rps) < 1.0:
+            return index
+    return None
 
 
 def run_release(
@@ -242,15 +292,19 @@ def run_release(
     """
     spec = ctx.store.get_pair(pair.name)
     target = spec.idle_service
-    steps = len(spec.spec.resolved_plan().steps)
+    plan = tuple(spec.spec.resolved_plan().steps)
+    steps = len(plan)
     result = ScenarioResult(
         router=pair.router,
         pair=pair.name,
-        release=f"{version} ({'good' if behaviour.error_rate == 0 else 'faulty'})",
+        release=f"{version} ({'good' if expected == 'promote' else 'faulty'})",
         service=target,
         expected=expected,
         steps=steps,
+        plan=plan,
     )
+    if expected == "rollback" and ctx.traffic is not None:
+        result.expected_step = expected_failure_step(plan, ctx.traffic.rate, behaviour)
     result.time_scale = ctx.time_scale
     result.order = (spec.live_service, target)
     result.weights_before = read_weights(ctx.clients, pair)
@@ -319,6 +373,12 @@ def _judge(result: ScenarioResult, target: str) -> list[str]:
     else:
         if dep.status is not Status.FAILED:
             problems.append(f"expected FAILED (rolled back), got {dep.status.value}")
+        elif result.expected_step is not None and dep.step_index != result.expected_step:
+            reached = "before the first step" if dep.step_index is None else f"at {result.steps_reached()}"
+            problems.append(
+                f"expected the gate to catch it at step {result.step_label(result.expected_step)}, "
+                f"the first one that overloads it; it failed {reached}"
+            )
         if result.restored_exactly is not True:
             problems.append(
                 f"weights {result.weights_after} differ from the snapshot {dep.snapshot} "
@@ -378,8 +438,10 @@ def _intro(kinds: Sequence[RouterKind], time_scale: float) -> Panel:
         ("  1. ", "bold"),
         "releases v2 (good) to the idle service: ecs-canary shifts traffic step by step and promotes it\n",
         ("  2. ", "bold"),
-        "releases v3 (ERROR_RATE=0.35) to the service that is now idle: the health gate catches it and "
-        "traffic fails back to the exact snapshot\n\n",
+        f"releases v3 ({FAULTY.describe()}) to the service that is now idle: a capacity regression, "
+        f"fine while a canary step sends it at most {FAULTY.capacity_rps:g} of the clients' "
+        f"{DEMO_RATE:g} req/s, failing beyond: the health gate catches it part-way and traffic fails "
+        "back to the exact snapshot\n\n",
         (
             f"Emulated time runs {1 / time_scale:g} times faster than the wall clock (a 60 s bake lasts "
             f"{60 * time_scale:g} s).",
@@ -436,6 +498,9 @@ def run_demo(
     console.print(render.summary_table([r.row() for r in results], title="Demo summary"))
     for result in results:
         console.print(Text.assemble((f"{result.router} {result.release}: ", "bold"), result.reason()))
+        caught = _caught(result)
+        if caught:
+            console.print(Text(f"  {caught}", style="green" if result.ok else "red"))
         for problem in result.problems:
             console.print(Text(f"  ✗ {problem}", style="red"))
     ok = bool(results) and all(r.ok for r in results)
@@ -455,7 +520,12 @@ def _run_scenarios(
 ) -> list[ScenarioResult]:
     clients: ClientFactory = cached_clients(emulator.client)
     with spinner(console, "building the demo environment (VPC, ECS, ALB, Route53, alarms) …"):
-        demo = build_demo(clients, out, routers=kinds)
+        # A p99 ceiling only where CloudWatch computes percentiles (the simulator then publishes
+        # TargetResponseTime); elsewhere every health check would be inconclusive for want of p99.
+        latency = probe_percentiles(clients("cloudwatch"), datetime.now(UTC))
+        demo = build_demo(
+            clients, out, routers=kinds, max_p99_latency_ms=DEMO_MAX_P99_LATENCY_MS if latency else None
+        )
         emulator.wait_for_idle()
     store = Store(emulator.outputs["TableName"], clients("dynamodb"))
     for kind, pair in demo.pairs.items():
@@ -476,7 +546,9 @@ def _run_scenarios(
         )
     for name in ("ecs", "elbv2", "route53", "cloudwatch", "stepfunctions"):
         clients(name)  # created here, once: the traffic thread then only shares finished clients
-    traffic = TrafficSimulator(clients, list(demo.pairs.values()), time_scale=time_scale).start()
+    traffic = TrafficSimulator(
+        clients, list(demo.pairs.values()), time_scale=time_scale, rate=DEMO_RATE
+    ).start()
     ctx = DemoContext(clients, store, emulator.outputs["StateMachineArn"], time_scale, traffic)
     board = Board()
     results: list[ScenarioResult] = []
@@ -560,7 +632,21 @@ def _outcome(result: ScenarioResult) -> str:
         return f"{result.service} is live with weights {render.format_weights(result.weights_after)}"
     exact = "exactly" if result.restored_exactly else "NOT exactly"
     weights = render.format_weights(result.weights_after)
-    return f"traffic restored {exact} to {weights} after step {result.steps_reached()}"
+    return f"caught at step {result.steps_reached()}, traffic restored {exact} to {weights}"
+
+
+def _caught(result: ScenarioResult) -> str | None:
+    """For a rollback: at which step the gate caught the release, against the step expected."""
+    dep = result.deployment
+    if result.expected != "rollback" or dep is None or dep.status is not Status.FAILED:
+        return None
+    where = "before the first step" if dep.step_index is None else f"at step {result.steps_reached()}"
+    if result.expected_step is None:
+        return f"caught {where}"
+    why = "the first step that sends it more than it can serve"
+    if dep.step_index == result.expected_step:
+        return f"✓ caught {where}, {why}"
+    return f"✗ caught {where}, expected at step {result.step_label(result.expected_step)}, {why}"
 
 
 def cached_clients(factory: Callable[[str], Any]) -> ClientFactory:

@@ -6,12 +6,23 @@ exactly as the outside world would observe the system:
 * where does traffic go now? (the ALB listener's forward weights, or the Route53 weighted
   records), and
 * what is each service running? (its PRIMARY ECS deployment's task definition, whose container
-  environment ``ERROR_RATE`` / ``LATENCY_MS`` says how that build behaves).
+  environment says how that build behaves: ``ERROR_RATE``, ``LATENCY_MS``, ``CAPACITY_RPS``).
 
 It then splits a virtual request rate across the services by weight and publishes what the ALB
 would: ``RequestCount``, ``HTTPCode_Target_5XX_Count`` and ``TargetResponseTime`` per target
 group. A faulty release therefore shows up in CloudWatch only in proportion to the traffic it is
 given, which is what the health gate and the alarms must notice.
+
+How a build answers (see :func:`served_fraction` and :func:`latency_factor`):
+
+* ``ERROR_RATE`` (default 0): the share of served requests that fail with a 5xx, at any load.
+* ``CAPACITY_RPS`` (default: unlimited): the most requests per second the service serves. Its
+  share of the virtual rate beyond that fails with 5xx; with 50 req/s and ``CAPACITY_RPS=30`` a
+  service is fine at 25 % and 50 % of the traffic and fails 20 % of its requests at 75 %. The
+  offered rate is the virtual rate times the weight share, not a count of this tick's requests,
+  so how long a tick lasts cannot push a service over its capacity.
+* ``LATENCY_MS`` (default 50): the median response time at low load; answers slow down as the
+  load nears capacity, like a pool of workers whose queue only builds once nearly all are busy.
 """
 
 from __future__ import annotations
@@ -28,7 +39,15 @@ from typing import Any
 
 from ecs_canary_cli.demo.infra import ClientFactory, PairInfra
 
-__all__ = ["ServiceBehaviour", "ServiceTraffic", "TrafficSimulator", "probe_percentiles", "read_weights"]
+__all__ = [
+    "ServiceBehaviour",
+    "ServiceTraffic",
+    "TrafficSimulator",
+    "latency_factor",
+    "probe_percentiles",
+    "read_weights",
+    "served_fraction",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -40,6 +59,17 @@ moto stores every counted value of ``Values``/``Counts`` as its own data point, 
 CloudWatch query scans all of them, so publishing one value per simulated request would make
 each health check slower as the demo runs. A sample of this size per tick keeps p99 meaningful.
 """
+LATENCY_SPREAD = 0.25
+"""Sigma of the log-normal response times: p99 is about 1.8 times the median."""
+QUEUE_KNEE = 8
+"""How late queueing delay sets in as utilisation u grows: answers take 1 + u^8 / (1 - u) times as long.
+
+Negligible below u = 0.5 (+0.2 % at u = 0.42), noticeable from u = 0.8 (x2.4 at u = 0.83), steep
+beyond: a crude stand-in for many workers sharing one queue, which stays fast until nearly every
+worker is busy and then degrades like a single queue (1 / (1 - u))."""
+MAX_UTILISATION = 0.95
+"""Utilisation the latency model saturates at: an overloaded service answers what it serves about
+14 times slower than at low load (requests beyond capacity fail instead of queueing forever)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +79,37 @@ class ServiceBehaviour:
     task_definition: str
     error_rate: float
     latency_ms: float
+    capacity_rps: float | None = None
+    """Requests per second it serves at most; None when its environment sets no limit."""
+
+    def describe(self) -> str:
+        """``ERROR_RATE=0, CAPACITY_RPS=30``, as its environment says."""
+        parts = [f"ERROR_RATE={self.error_rate:g}"]
+        if self.capacity_rps is not None:
+            parts.append(f"CAPACITY_RPS={self.capacity_rps:g}")
+        return ", ".join(parts)
+
+
+def served_fraction(offered_rps: float, capacity_rps: float | None) -> float:
+    """The share of an offered load a service serves; the rest fails with 5xx."""
+    if capacity_rps is None or offered_rps <= capacity_rps:
+        return 1.0
+    return max(0.0, capacity_rps) / offered_rps
+
+
+def latency_factor(offered_rps: float, capacity_rps: float | None) -> float:
+    """How many times slower than at low load a service answers under ``offered_rps``.
+
+    ``1 + u^QUEUE_KNEE / (1 - u)`` with utilisation u = offered / capacity, capped at
+    :data:`MAX_UTILISATION`; 1 for a service without a capacity limit.
+    """
+    if capacity_rps is None:
+        return 1.0
+    if capacity_rps <= 0:
+        utilisation = MAX_UTILISATION
+    else:
+        utilisation = min(max(0.0, offered_rps) / capacity_rps, MAX_UTILISATION)
+    return 1.0 + utilisation**QUEUE_KNEE / (1.0 - utilisation)
 
 
 @dataclass
@@ -60,6 +121,8 @@ class ServiceTraffic:
     weight: int = 0
     share: float = 0.0
     behaviour: ServiceBehaviour | None = None
+    rps: float = 0.0
+    """Requests per (emulated) second sent to the service now: its share of the virtual rate."""
     carry: float = 0.0
 
     @property
@@ -178,7 +241,14 @@ class TrafficSimulator:
         """Copies of the per-service totals of ``pair``."""
         with self._lock:
             return {
-                name: ServiceTraffic(s.requests, s.errors, s.weight, s.share, s.behaviour)
+                name: ServiceTraffic(
+                    requests=s.requests,
+                    errors=s.errors,
+                    weight=s.weight,
+                    share=s.share,
+                    behaviour=s.behaviour,
+                    rps=s.rps,
+                )
                 for name, s in self._pairs[pair].services.items()
             }
 
@@ -220,10 +290,12 @@ class TrafficSimulator:
         env: dict[str, str] = {}
         for container in definition["taskDefinition"].get("containerDefinitions", []):
             env.update({e["name"]: e["value"] for e in container.get("environment", [])})
+        capacity = env.get("CAPACITY_RPS", "").strip()
         behaviour = ServiceBehaviour(
             task_definition=task_definition,
             error_rate=min(1.0, max(0.0, float(env.get("ERROR_RATE", "0")))),
             latency_ms=max(1.0, float(env.get("LATENCY_MS", "50"))),
+            capacity_rps=max(0.0, float(capacity)) if capacity else None,
         )
         self._task_definitions[task_definition] = behaviour
         return behaviour
@@ -238,6 +310,7 @@ class TrafficSimulator:
             for name, stats in pair.services.items():
                 stats.weight = weights.get(name, 0)
                 stats.share = stats.weight / total if total else 0.0
+                stats.rps = self.rate * stats.share
                 stats.behaviour = behaviours.get(name)
         for name, stats in pair.services.items():
             behaviour = behaviours.get(name)
@@ -249,10 +322,20 @@ class TrafficSimulator:
             stats.carry = expected - requests
             if requests == 0:
                 continue
-            errors = self._errors(requests, behaviour.error_rate)
+            # The offered rate is the virtual rate's share, not this tick's count over its length:
+            # a short or long tick (a busy emulator) changes how many requests a tick holds, never
+            # whether the service is over capacity.
+            served = round(requests * served_fraction(stats.rps, behaviour.capacity_rps))
+            errors = (requests - served) + self._errors(served, behaviour.error_rate)
+            slowdown = latency_factor(stats.rps, behaviour.capacity_rps)
             data.extend(
                 self._datums(
-                    pair.infra, name, requests=requests, errors=errors, behaviour=behaviour, stamp=stamp
+                    pair.infra,
+                    name,
+                    requests=requests,
+                    errors=errors,
+                    latency_ms=behaviour.latency_ms * slowdown,
+                    stamp=stamp,
                 )
             )
             with self._lock:
@@ -277,14 +360,15 @@ class TrafficSimulator:
         *,
         requests: int,
         errors: int,
-        behaviour: ServiceBehaviour,
+        latency_ms: float,
         stamp: datetime,
     ) -> list[dict[str, Any]]:
+        """What the ALB reports for one tick of one target group; ``latency_ms`` is the median."""
         svc = pair.service(name)
         dimensions = _dimensions(svc.target_group_arn, svc.load_balancer_arn)
         samples = min(requests, LATENCY_SAMPLES_PER_TICK)
-        mu = math.log(behaviour.latency_ms / 1000.0)
-        latencies = [round(self._rng.lognormvariate(mu, 0.25), 4) for _ in range(samples)]
+        mu = math.log(latency_ms / 1000.0)
+        latencies = [round(self._rng.lognormvariate(mu, LATENCY_SPREAD), 4) for _ in range(samples)]
         counts: dict[float, int] = {}
         for value in latencies:
             counts[value] = counts.get(value, 0) + 1
@@ -321,10 +405,11 @@ class TrafficSimulator:
 def probe_percentiles(cloudwatch: Any, now: datetime) -> bool:
     """Whether ``GetMetricData`` answers a ``p99`` query on data that has values.
 
-    moto 5.2.5 fails such a query with a 500 (it computes no percentiles), and the health gate
-    always asks for green's p99 alongside its counts: publishing ``TargetResponseTime`` there
-    would make every health check fail for a reason that has nothing to do with the release.
-    So latency is published only where percentiles work; the 5xx gate is unaffected.
+    Plain moto (5.2.5) fails such a query with a 500 (it computes no percentiles; the emulator
+    patches that in), and the health gate always asks for green's p99 alongside its counts:
+    publishing ``TargetResponseTime`` there would make every health check fail for a reason that
+    has nothing to do with the release. So latency is published only where percentiles work, and
+    a spec should only set ``max_p99_latency_ms`` there; the 5xx gate is unaffected.
     """
     dimensions = [{"Name": "Probe", "Value": "percentiles"}]
     try:
