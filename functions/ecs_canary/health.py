@@ -106,6 +106,19 @@ def _combine(fails: list[str], unknowns: list[str], passes: list[str]) -> Health
     return HealthReport(Verdict.PASS, ("; ".join(passes),))
 
 
+def _alarm_verdict(name: str, state: str | None) -> tuple[Verdict, str]:
+    """One alarm's say: missing or ALARM fails, OK passes (text = its name), anything else is unknown."""
+    if state is None:
+        return Verdict.FAIL, f"alarm {name} does not exist"
+    if state == ALARM_ALARM:
+        return Verdict.FAIL, f"alarm {name} is in ALARM"
+    if state == ALARM_OK:
+        return Verdict.PASS, name
+    if state == ALARM_INSUFFICIENT_DATA:
+        return Verdict.INCONCLUSIVE, f"alarm {name} has INSUFFICIENT_DATA"
+    return Verdict.INCONCLUSIVE, f"alarm {name} is in unexpected state {state!r}"
+
+
 def _judge_alarms(
     health: HealthSpec,
     alarm_states: Mapping[str, str],
@@ -115,17 +128,8 @@ def _judge_alarms(
 ) -> None:
     ok: list[str] = []
     for name in health.alarms:
-        state = alarm_states.get(name)
-        if state is None:
-            fails.append(f"alarm {name} does not exist")
-        elif state == ALARM_ALARM:
-            fails.append(f"alarm {name} is in ALARM")
-        elif state == ALARM_INSUFFICIENT_DATA:
-            unknowns.append(f"alarm {name} has INSUFFICIENT_DATA")
-        elif state == ALARM_OK:
-            ok.append(name)
-        else:
-            unknowns.append(f"alarm {name} is in unexpected state {state!r}")
+        verdict, text = _alarm_verdict(name, alarm_states.get(name))
+        {Verdict.FAIL: fails, Verdict.INCONCLUSIVE: unknowns, Verdict.PASS: ok}[verdict].append(text)
     if health.alarms and len(ok) == len(health.alarms):
         passes.append(f"alarms OK: {', '.join(ok)}")
 
@@ -184,14 +188,10 @@ def preflight(health: HealthSpec, alarm_states: Mapping[str, str]) -> HealthRepo
     ok: list[str] = []
     for name in health.alarms:
         state = alarm_states.get(name)
-        if state is None:
-            fails.append(f"alarm {name} does not exist")
-        elif state == ALARM_ALARM:
-            fails.append(f"alarm {name} is in ALARM")
-        elif state == ALARM_OK:
-            ok.append(name)
-        else:
-            notes.append(f"alarm {name} is {state}, accepted before traffic moves")
+        verdict, text = _alarm_verdict(name, state)
+        if verdict is Verdict.INCONCLUSIVE:
+            text = f"alarm {name} is {state}, accepted before traffic moves"
+        {Verdict.FAIL: fails, Verdict.INCONCLUSIVE: notes, Verdict.PASS: ok}[verdict].append(text)
     if fails:
         return HealthReport(Verdict.FAIL, tuple(fails))
     summary: list[str] = []
