@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rich.console import Group
 from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 
 from ecs_canary_cli.commands.base import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, App, CliError
@@ -55,26 +57,25 @@ def local_up_command(app: App) -> int:
     with Emulator(port=app.args.port, time_scale=app.args.time_scale, template=template) as emulator:
         endpoint = str(emulator.endpoint)
         region = str(emulator.region)
-        body = Text.assemble(
-            ("endpoint    ", "bold"),
-            endpoint,
-            "\n",
-            ("region      ", "bold"),
-            region,
-            "\n",
-            ("time scale  ", "bold"),
-            f"{app.args.time_scale:g} (a 60 s wait lasts {60 * app.args.time_scale:g} s)",
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(style="bold", no_wrap=True)
+        facts.add_column(overflow="fold")
+        facts.add_row("endpoint", endpoint)
+        facts.add_row("region", region)
+        facts.add_row(
+            "time scale", f"{app.args.time_scale:g} (a 60 s wait lasts {60 * app.args.time_scale:g} s)"
         )
         for key, value in sorted(dict(emulator.outputs).items()):
-            body.append_text(Text.assemble("\n", (f"{key:<12}", "bold"), str(value)))
-        body.append_text(
+            facts.add_row(key, str(value))
+        body = Group(
+            facts,
             Text.assemble(
-                "\n\n",
+                "\n",
                 ("In another shell (ecs-canary then finds the emulated stack as usual):\n", "bold"),
                 _hints(endpoint, region),
                 "\n\n",
                 ("Press Ctrl-C to stop.", "dim"),
-            )
+            ),
         )
         app.out.print(
             Panel(body, title="ecs-canary local emulator", title_align="left", border_style="green")
