@@ -223,6 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--template", default="template.yaml", metavar="PATH", help="SAM template (default template.yaml)"
     )
+    up.add_argument(
+        "--duplicate-events",
+        type=int,
+        default=0,
+        metavar="N",
+        help="deliver N extra copies of every EventBridge event to Lambda targets (default 0)",
+    )
+    up.add_argument(
+        "--reorder-window",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="spread deliveries over S emulated seconds, so close events arrive shuffled (default 0)",
+    )
 
     demo = command(commands, "demo", offline.demo_command, "run the scripted offline demo")
     demo.add_argument(

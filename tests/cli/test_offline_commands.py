@@ -20,8 +20,11 @@ class FakeEmulator:
 
     instances: list[FakeEmulator] = []
 
-    def __init__(self, port: int = 0, time_scale: float = 1.0, template: Path | None = None) -> None:
+    def __init__(
+        self, port: int = 0, time_scale: float = 1.0, template: Path | None = None, options: Any = None
+    ) -> None:
         self.kwargs: dict[str, Any] = {"port": port, "time_scale": time_scale, "template": template}
+        self.options = options
         self.endpoint = "http://127.0.0.1:4599"
         self.region = "us-east-1"
         self.outputs = {"TableName": "ecs-canary-CanaryTable-1", "StateMachineArn": "arn:aws:states:sm"}
@@ -76,6 +79,14 @@ def test_local_up_prints_the_endpoint_and_blocks_until_ctrl_c(run: Run, emulator
     assert "stopping the emulator" in result.err
 
 
+def test_local_up_passes_event_delivery_options(run: Run, emulator: Path) -> None:
+    result = run("local", "up", "--duplicate-events", "3", "--reorder-window", "30")
+
+    assert result.code == 0, result.err
+    options = FakeEmulator.instances[0].options
+    assert (options.duplicates, options.reorder_window) == (3, 30.0)
+
+
 def test_local_up_defaults(run: Run, emulator: Path) -> None:
     assert run("local", "up").code == 0
     assert FakeEmulator.instances[0].kwargs == {
@@ -83,6 +94,8 @@ def test_local_up_defaults(run: Run, emulator: Path) -> None:
         "time_scale": 1.0,
         "template": Path("template.yaml"),
     }
+    options = FakeEmulator.instances[0].options
+    assert (options.duplicates, options.reorder_window) == (0, 0.0)
 
 
 def test_local_up_needs_the_template(run: Run, emulator: Path) -> None:

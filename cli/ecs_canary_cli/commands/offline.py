@@ -49,12 +49,18 @@ def local_up_command(app: App) -> int:
             f"{template}: no such template; run from the repository root or pass --template", EXIT_USAGE
         )
     try:
+        from ecs_canary_cli.local import EmulatorOptions  # noqa: PLC0415 - needs moto, loaded on demand
         from ecs_canary_cli.local.server import Emulator  # noqa: PLC0415 - needs moto, loaded on demand
     except ModuleNotFoundError as exc:
         raise _missing(exc) from exc
 
     app.err.print(Text(f"starting the emulator and deploying {template} …", style="dim"))
-    with Emulator(port=app.args.port, time_scale=app.args.time_scale, template=template) as emulator:
+    options = EmulatorOptions(
+        duplicates=max(0, app.args.duplicate_events), reorder_window=max(0.0, app.args.reorder_window)
+    )
+    with Emulator(
+        port=app.args.port, time_scale=app.args.time_scale, template=template, options=options
+    ) as emulator:
         endpoint = str(emulator.endpoint)
         region = str(emulator.region)
         facts = Table.grid(padding=(0, 2))
