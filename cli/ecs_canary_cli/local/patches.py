@@ -1520,11 +1520,18 @@ def give_network_interfaces_private_dns_names() -> None:
         return
 
     def private_dns_name(self: Any) -> str:
+        given = self.__dict__.get("_private_dns_name")
+        if given:
+            return str(given)
         region = self.ec2_backend.region_name
         host = "ip-" + str(self.private_ip_address or "0.0.0.0").replace(".", "-")
         return f"{host}.ec2.internal" if region == "us-east-1" else f"{host}.{region}.compute.internal"
 
-    cast(Any, NetworkInterface).private_dns_name = property(private_dns_name)
+    def set_private_dns_name(self: Any, value: str) -> None:
+        # moto assigns one itself in VPCs with DNS hostnames enabled; keep it.
+        self.__dict__["_private_dns_name"] = value
+
+    cast(Any, NetworkInterface).private_dns_name = property(private_dns_name, set_private_dns_name)
 
 
 def list_tasks_like_ecs() -> None:
