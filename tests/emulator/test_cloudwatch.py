@@ -9,7 +9,7 @@ from typing import Any
 
 from conftest import purge, receive
 from ecs_canary_cli.local import Emulator
-from ecs_canary_cli.local.patches import evaluate_alarm
+from ecs_canary_cli.local.patches.cloudwatch import evaluate_alarm
 
 DIMENSIONS = [{"Name": "Service", "Value": "green"}]
 

@@ -1,0 +1,372 @@
+"""CloudWatch: alarms are evaluated, percentiles are computed."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
+
+from moto.cloudwatch.models import CloudWatchBackend, Statistics, cloudwatch_backends
+from moto.cloudwatch.responses import CloudWatchResponse
+from moto.core.responses import ActionResult
+
+from ._core import (
+    CONFIG,
+    _install,
+    _iso,
+    _now,
+    _put_event,
+)
+
+LOG = logging.getLogger(__name__)
+
+# -- CloudWatch -----------------------------------------------------------------------------------
+
+_COMPARISONS: dict[str, tuple[Callable[[float, float], bool], str]] = {
+    "GreaterThanThreshold": (lambda v, t: v > t, "greater than"),
+    "GreaterThanOrEqualToThreshold": (lambda v, t: v >= t, "greater than or equal to"),
+    "LessThanThreshold": (lambda v, t: v < t, "less than"),
+    "LessThanOrEqualToThreshold": (lambda v, t: v <= t, "less than or equal to"),
+}
+
+
+def _utc_seconds(moment: Any) -> float:
+    if isinstance(moment, datetime.datetime):
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+        return aware.timestamp()
+    return float(moment)
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, math.ceil(pct / 100.0 * len(ordered)) - 1)
+    return ordered[min(rank, len(ordered) - 1)]
+
+
+def _statistic(data: list[Any], statistic: str | None, extended: str | None) -> float | None:
+    """One period's value of the alarm's statistic, or None when it has no datapoint."""
+    singles = [float(d.value) for d in data if hasattr(d, "value")]
+    aggregates = [d for d in data if hasattr(d, "sample_count")]
+    if not singles and not aggregates:
+        return None
+    if extended:
+        if not singles or not extended.lower().startswith("p"):
+            return None
+        return _percentile(singles, float(extended[1:]))
+    count = len(singles) + sum(float(a.sample_count) for a in aggregates)
+    total = sum(singles) + sum(float(a.sum) for a in aggregates)
+    if statistic == "SampleCount":
+        return count
+    if statistic == "Sum":
+        return total
+    if statistic == "Minimum":
+        return min(singles + [float(a.min) for a in aggregates])
+    if statistic == "Maximum":
+        return max(singles + [float(a.max) for a in aggregates])
+    return total / count if count else None
+
+
+def _fmt(value: float) -> str:
+    return repr(float(value))
+
+
+def evaluate_alarm(
+    alarm: Any, metric_data: Iterable[Any], now: float, period_seconds: float
+) -> tuple[str, str, str] | None:
+    """(state, reason, reason data) for a single-metric alarm, or None to keep its state.
+
+    ``now`` is the evaluation time (epoch seconds) and ``period_seconds`` the real length of one
+    of the alarm's periods; the most recent EvaluationPeriods periods ending at ``now`` count.
+    """
+    comparison = _COMPARISONS.get(alarm.comparison_operator)
+    if comparison is None or not alarm.metric_name or alarm.metric_data_queries:
+        return None
+    compare, words = comparison
+    wanted = {(d.name, d.value) for d in alarm.dimensions}
+    points = [
+        d
+        for d in metric_data
+        if d.namespace == alarm.namespace
+        and d.name == alarm.metric_name
+        and {(x.name, x.value) for x in d.dimensions} == wanted
+        and (not alarm.unit or d.unit == alarm.unit)
+    ]
+    periods = int(alarm.evaluation_periods)
+    needed = int(alarm.datapoints_to_alarm or periods)
+    values: list[float | None] = []
+    stamps: list[float] = []
+    for index in range(periods):
+        end = now - index * period_seconds
+        start = end - period_seconds
+        window = [d for d in points if start <= _utc_seconds(d.timestamp) < end]
+        values.append(_statistic(window, alarm.statistic, alarm.extended_statistic))
+        stamps.append(start)
+    threshold = float(alarm.threshold)
+    present = [(v, s) for v, s in zip(values, stamps, strict=True) if v is not None]
+    treat = (alarm.treat_missing_data or "missing").lower()
+    missing = periods - len(present)
+    breaching = [(v, s) for v, s in present if compare(v, threshold)]
+    breach_count = len(breaching) + (missing if treat == "breaching" else 0)
+    good_count = len(present) - len(breaching) + (missing if treat == "notbreaching" else 0)
+
+    def stamp(seconds: float) -> str:
+        return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime("%d/%m/%y %H:%M:%S")
+
+    listed = ", ".join(f"{_fmt(v)} ({stamp(s)})" for v, s in present)
+    data = {
+        "version": "1.0",
+        "queryDate": datetime.datetime.fromtimestamp(now, tz=datetime.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S.000+0000"
+        ),
+        "statistic" if not alarm.extended_statistic else "extendedStatistic": alarm.extended_statistic
+        or alarm.statistic,
+        "period": int(alarm.period),
+        "recentDatapoints": [v for v, _ in present],
+        "threshold": threshold,
+        "evaluatedDatapoints": [
+            {
+                "timestamp": datetime.datetime.fromtimestamp(s, tz=datetime.UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%S.000+0000"
+                ),
+                "value": v,
+            }
+            for v, s in present
+        ],
+    }
+    reason_data = json.dumps(data)
+    if breach_count >= needed and (present or treat == "breaching"):
+        if periods == 1:
+            reason = (
+                f"Threshold Crossed: 1 datapoint [{listed}] was {words} the threshold ({_fmt(threshold)})."
+            )
+        else:
+            reason = (
+                f"Threshold Crossed: {breach_count} out of the last {periods} datapoints [{listed}] "
+                f"were {words} "
+                f"the threshold ({_fmt(threshold)}) (minimum {needed} datapoint{'s' if needed > 1 else ''} "
+                "for OK -> ALARM transition)."
+            )
+        return "ALARM", reason, reason_data
+    if not present:
+        if treat == "ignore":
+            return None
+        if treat == "notbreaching":
+            return (
+                "OK",
+                f"Threshold Crossed: no datapoints were received for {periods} periods and {periods} "
+                "missing datapoints were treated as [NonBreaching].",
+                reason_data,
+            )
+        return (
+            "INSUFFICIENT_DATA",
+            f"Insufficient Data: {periods} datapoint{'s were' if periods > 1 else ' was'} unknown.",
+            reason_data,
+        )
+    if good_count > periods - needed or treat in ("missing", "ignore"):
+        count = len(present)
+        verb = "was" if count == 1 else "were"
+        plural = "datapoint" if count == 1 else "datapoints"
+        return (
+            "OK",
+            f"Threshold Crossed: {count} {plural} [{listed}] {verb} not {words} "
+            f"the threshold ({_fmt(threshold)}).",
+            reason_data,
+        )
+    return None
+
+
+def _evaluate_all_alarms() -> None:
+
+    now = time.time()
+    for account_id, regions in list(cloudwatch_backends.items()):
+        for region, backend in list(regions.items()):
+            for alarm in list(backend.alarms.values()):
+                try:
+                    period = CONFIG.clock.scaled(float(alarm.period or 60))
+                    verdict = evaluate_alarm(alarm, list(backend.metric_data), now, period)
+                except Exception:
+                    LOG.exception("evaluating alarm %s", getattr(alarm, "name", "?"))
+                    continue
+                if verdict is None or verdict[0] == alarm.state_value:
+                    continue
+                previous = {
+                    "value": alarm.state_value,
+                    "reason": alarm.state_reason,
+                    "timestamp": _iso(alarm.state_updated_timestamp),
+                }
+                backend.set_alarm_state(alarm.name, verdict[1], verdict[2], verdict[0])
+                _put_event(
+                    account_id,
+                    region,
+                    "aws.cloudwatch",
+                    "CloudWatch Alarm State Change",
+                    resources=[alarm.alarm_arn],
+                    detail={
+                        "alarmName": alarm.name,
+                        "state": {
+                            "value": verdict[0],
+                            "reason": verdict[1],
+                            "reasonData": verdict[2],
+                            "timestamp": _iso(_now()),
+                        },
+                        "previousState": previous,
+                        "configuration": {
+                            "description": alarm.description,
+                            "metrics": [
+                                {
+                                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, alarm.alarm_arn)),
+                                    "metricStat": {
+                                        "metric": {
+                                            "namespace": alarm.namespace,
+                                            "name": alarm.metric_name,
+                                            "dimensions": {d.name: d.value for d in alarm.dimensions},
+                                        },
+                                        "period": int(alarm.period),
+                                        "stat": alarm.extended_statistic or alarm.statistic,
+                                    },
+                                    "returnData": True,
+                                }
+                            ],
+                        },
+                    },
+                )
+
+
+def evaluate_cloudwatch_alarms() -> None:
+    """AWS: CloudWatch evaluates each metric alarm against its metric every period and moves it
+    between OK, ALARM and INSUFFICIENT_DATA (StateReason "Threshold Crossed: ..."), honouring
+    EvaluationPeriods, DatapointsToAlarm and TreatMissingData, and publishes a ``CloudWatch Alarm
+    State Change`` event on each transition. A new alarm starts INSUFFICIENT_DATA; an updated one
+    keeps its state. moto never evaluates alarms and creates them OK.
+    """
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def put_metric_alarm(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+            previous = self.alarms.get(name)
+            alarm = original(self, name, *args, **kwargs)
+            if previous is not None:
+                alarm.state_value = previous.state_value
+                alarm.state_reason = previous.state_reason
+                alarm.state_reason_data = previous.state_reason_data
+                alarm.state_updated_timestamp = previous.state_updated_timestamp
+            else:
+                alarm.state_value = "INSUFFICIENT_DATA"
+            return alarm
+
+        return put_metric_alarm
+
+    _install(CloudWatchBackend, "put_metric_alarm", make, "initial-state")
+    if CONFIG.alarm_thread is not None and CONFIG.alarm_thread.is_alive():
+        return
+    stop = CONFIG.alarm_stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                _evaluate_all_alarms()
+            except Exception:
+                LOG.exception("alarm evaluation failed")
+            stop.wait(max(0.05, CONFIG.clock.scaled(CONFIG.alarm_period)))
+
+    CONFIG.alarm_thread = threading.Thread(target=loop, name="cloudwatch-alarms", daemon=True)
+    CONFIG.alarm_thread.start()
+
+
+# pNN or pNN.NN, 0 to 100: the percentile statistics CloudWatch accepts.
+_PERCENTILE_STAT = re.compile(r"p(?:100(?:\.0{1,2})?|\d{1,2}(?:\.\d{1,2})?)")
+
+
+def _is_percentile(stat: Any) -> bool:
+    return isinstance(stat, str) and _PERCENTILE_STAT.fullmatch(stat) is not None
+
+
+def percentile_statistics_in_metric_queries() -> None:
+    """AWS: GetMetricData with a percentile ``Stat`` (``p99``, ``p99.9``) and GetMetricStatistics
+    with ``ExtendedStatistics`` return, for each period, that percentile of the raw values
+    published in it (a value sent with ``Values``/``Counts`` counts as often as its count). A
+    percentile needs raw values: a period that only has statistic sets (``StatisticValues``) has
+    no percentile, so GetMetricData leaves that period out and GetMetricStatistics gives its
+    datapoint no ``ExtendedStatistics``. moto computes only Sum, Average, Minimum, Maximum and
+    SampleCount, answers None for a percentile and fails to serialize the response.
+    """
+
+    def statistic(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def get_statistics_for_type(self: Any, stat: str) -> Any:
+            if _is_percentile(stat):
+                return _statistic(list(self.metric_data), None, stat)
+            return original(self, stat)
+
+        return get_statistics_for_type
+
+    def metric_data(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def get_metric_data(
+            self: Any,
+            queries: list[dict[str, Any]],
+            start_time: datetime.datetime,
+            end_time: datetime.datetime,
+            scan_by: str = "TimestampAscending",
+        ) -> list[dict[str, Any]]:
+            results: list[dict[str, Any]] = original(
+                self, queries=queries, start_time=start_time, end_time=end_time, scan_by=scan_by
+            )
+            ids = {q["Id"] for q in queries if _is_percentile((q.get("MetricStat") or {}).get("Stat"))}
+            ids |= {q["Id"] for q in queries if q.get("Expression") in ids}  # a bare reference
+            for result in results:
+                if result["id"] not in ids:
+                    continue
+                kept = [
+                    (value, stamp)
+                    for value, stamp in zip(result["values"], result["timestamps"], strict=True)
+                    if value is not None
+                ]
+                result["values"] = [value for value, _ in kept]
+                result["timestamps"] = [stamp for _, stamp in kept]
+            return results
+
+        return get_metric_data
+
+    def metric_statistics(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def get_metric_statistics(self: Any) -> Any:
+            response = original(self)
+            wanted = [s for s in self._get_param("ExtendedStatistics", []) or [] if _is_percentile(s)]
+            if not wanted or not isinstance(response, ActionResult):
+                return response
+            body = dict(cast(Mapping[str, Any], response.result))
+            simple = bool(self._get_param("Statistics", []))
+            datapoints = []
+            for datapoint in body.get("Datapoints", []):
+                values = {s: _statistic(list(datapoint.metric_data), None, s) for s in wanted}
+                present = {s: v for s, v in values.items() if v is not None}
+                if present:
+                    datapoint.extended_statistics = present
+                elif not simple:
+                    continue
+                datapoints.append(datapoint)
+            body["Datapoints"] = datapoints
+            return ActionResult(body)
+
+        return get_metric_statistics
+
+    _install(Statistics, "get_statistics_for_type", statistic, "percentiles")
+    _install(CloudWatchBackend, "get_metric_data", metric_data, "percentiles")
+    _install(CloudWatchResponse, "get_metric_statistics", metric_statistics, "percentiles")
+
+
+def stop_alarm_evaluator() -> None:
+    """Stop the background evaluation started by :func:`evaluate_cloudwatch_alarms`."""
+    CONFIG.alarm_stop.set()
+    if CONFIG.alarm_thread is not None:
+        CONFIG.alarm_thread.join(timeout=5)
+        CONFIG.alarm_thread = None
