@@ -77,3 +77,25 @@ def wait_execution(aws: Emulator, execution_arn: str, timeout: float = 10.0) -> 
         if described["status"] != "RUNNING" or time.monotonic() > deadline:
             return described
         time.sleep(0.05)
+
+
+@pytest.fixture
+def real_stack(aws: Emulator) -> Iterator[dict[str, str]]:
+    """This repository's template.yaml deployed as ``ecs-canary-under-test``, deleted afterwards.
+
+    Deleting it stops its scheduled sweeper, which would otherwise keep firing (and invoking
+    Lambda) for the rest of the session.
+    """
+    name = "ecs-canary-under-test"
+    outputs = deploy_stack(aws.endpoint, HERE.parent.parent / "template.yaml", name)
+    try:
+        yield outputs
+    finally:
+        cloudformation = aws.client("cloudformation")
+        cloudformation.delete_stack(StackName=name)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            stacks = cloudformation.describe_stacks()["Stacks"]
+            if not any(s["StackName"] == name and s["StackStatus"] != "DELETE_COMPLETE" for s in stacks):
+                break
+            time.sleep(0.2)

@@ -46,8 +46,8 @@ def test_state_machine_definition_object(aws: Emulator, stack: dict[str, str]) -
     assert described["type"] == "STANDARD"
 
 
-def test_real_template_deploys(aws: Emulator) -> None:
-    outputs = deploy_stack(aws.endpoint, REPO / "template.yaml", "ecs-canary-under-test")
+def test_real_template_deploys(aws: Emulator, real_stack: dict[str, str]) -> None:
+    outputs = real_stack
     assert set(outputs) >= {"StateMachineArn", "TableName", "EventDeadLetterQueueUrl"}
     described = aws.client("stepfunctions").describe_state_machine(stateMachineArn=outputs["StateMachineArn"])
     assert "${" not in described["definition"]
@@ -59,7 +59,8 @@ def test_real_template_deploys(aws: Emulator) -> None:
         for rule in events.list_rules(NamePrefix="ecs-canary-under-test-")["Rules"]
         for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
     ]
-    assert len(targets) == 2
+    # The filter, the interrupt function (alarms, stopped tasks), reconcile and the sweeper's schedule.
+    assert len(targets) == 5
     assert all(
         t["DeadLetterConfig"]["Arn"].endswith(":" + outputs["EventDeadLetterQueueUrl"].rsplit("/", 1)[-1])
         for t in targets
@@ -70,6 +71,10 @@ def test_real_template_deploys(aws: Emulator) -> None:
     assert json.loads(queue["Attributes"]["Policy"])["Statement"][0]["Principal"] == {
         "Service": "events.amazonaws.com"
     }
+    alarms = aws.client("cloudwatch").describe_alarms(AlarmNames=[outputs["RollbackFailedAlarmName"]])
+    (alarm,) = alarms["MetricAlarms"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("EcsCanary", "RollbacksFailed")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "ecs-canary"}]
     # A second deploy of the same template is an update with nothing to do.
     assert deploy_stack(aws.endpoint, REPO / "template.yaml", "ecs-canary-under-test") == outputs
 

@@ -1,4 +1,5 @@
-"""deliver_eventbridge_to_lambda and skip_disabled_event_rules."""
+"""deliver_eventbridge_to_lambda, skip_disabled_event_rules, deliver_full_envelope_to_sqs and
+refuse_aws_sources_in_put_events (fire_scheduled_rules: test_scheduled_rules.py)."""
 
 from __future__ import annotations
 
@@ -128,3 +129,94 @@ def test_disabled_rule_matches_nothing(aws: Emulator, stack: dict[str, str]) -> 
         assert receive(aws, stack["SinkUrl"], 1, timeout=0.3, source="emulator.test") == []
     finally:
         events.enable_rule(Name=rule["Name"])
+
+
+def _queue(aws: Emulator, name: str) -> tuple[str, str]:
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def test_put_events_refuses_aws_sources_entry_by_entry(aws: Emulator, stack: dict[str, str]) -> None:
+    """refuse_aws_sources_in_put_events"""
+    response = aws.client("events").put_events(
+        Entries=[
+            {"Source": "aws.ecs", "DetailType": "ECS Task State Change", "Detail": json.dumps({"forged": 1})},
+            {"Source": "emulator.test", "DetailType": "Test", "Detail": json.dumps({"n": "allowed"})},
+            {"Source": "aws.states", "DetailType": "Test", "Detail": json.dumps({"forged": 2})},
+        ]
+    )
+    assert response["FailedEntryCount"] == 2
+    refused = {
+        "ErrorCode": "NotAuthorizedForSourceException",
+        "ErrorMessage": "Not authorized for the source.",
+    }
+    first, second, third = response["Entries"]
+    assert first == refused
+    assert third == refused
+    assert set(second) == {"EventId"}
+    [delivered] = receive(aws, stack["SinkUrl"], 1, source="emulator.test")
+    assert delivered["body"]["event"]["id"] == second["EventId"]
+    assert delivered["body"]["event"]["detail"] == {"n": "allowed"}
+    assert aws.wait_for_idle(10)
+    assert receive(aws, stack["SinkUrl"], 1, timeout=0.3, source="aws.ecs") == []
+
+
+def test_sqs_target_gets_the_full_envelope(aws: Emulator) -> None:
+    """deliver_full_envelope_to_sqs"""
+    url, arn = _queue(aws, "envelope-target")
+    events = aws.client("events")
+    events.put_rule(Name="to-queue", EventPattern=json.dumps({"source": ["emulator.sqs"]}))
+    events.put_targets(Rule="to-queue", Targets=[{"Id": "queue", "Arn": arn}])
+    [published] = aws.client("events").put_events(
+        Entries=[
+            {
+                "Source": "emulator.sqs",
+                "DetailType": "Queued",
+                "Detail": json.dumps({"n": 1}),
+                "Resources": ["arn:y"],
+            }
+        ]
+    )["Entries"]
+    [message] = receive(aws, url, 1)
+    event = message["body"]
+    assert set(event) == ENVELOPE
+    assert event["id"] == published["EventId"]
+    assert event["account"] == "123456789012"
+    assert event["region"] == "us-east-1"
+    assert (event["source"], event["detail-type"], event["resources"]) == (
+        "emulator.sqs",
+        "Queued",
+        ["arn:y"],
+    )
+    assert event["detail"] == {"n": 1}
+    assert event["time"].endswith("Z")
+
+
+def test_sqs_target_input_path_and_constant_input(aws: Emulator) -> None:
+    """deliver_full_envelope_to_sqs: a target's InputPath and Input shape what the queue gets."""
+    url, arn = _queue(aws, "shaped-target")
+    events = aws.client("events")
+    events.put_rule(Name="shaped", EventPattern=json.dumps({"source": ["emulator.shaped"]}))
+    events.put_targets(
+        Rule="shaped",
+        Targets=[
+            {"Id": "detail", "Arn": arn, "InputPath": "$.detail"},
+            {"Id": "constant", "Arn": arn, "Input": json.dumps({"fixed": True})},
+        ],
+    )
+    _put(aws, {"n": 7}, source="emulator.shaped")
+    bodies = [m["body"] for m in receive(aws, url, 2)]
+    assert sorted(bodies, key=json.dumps) == [{"fixed": True}, {"n": 7}]
+
+
+def test_disabled_rule_delivers_nothing_to_queues(aws: Emulator) -> None:
+    """skip_disabled_event_rules also holds for the SQS targets deliver_full_envelope_to_sqs sends to."""
+    url, arn = _queue(aws, "disabled-target")
+    events = aws.client("events")
+    events.put_rule(Name="disabled-to-queue", EventPattern=json.dumps({"source": ["emulator.off"]}))
+    events.put_targets(Rule="disabled-to-queue", Targets=[{"Id": "queue", "Arn": arn}])
+    events.disable_rule(Name="disabled-to-queue")
+    _put(aws, {"n": 1}, source="emulator.off")
+    assert receive(aws, url, 1, timeout=0.3) == []

@@ -36,11 +36,13 @@ def test_handler_gets_function_env_runtime_vars_and_context(aws: Emulator, stack
     assert env["_HANDLER"] == "fixture_handlers.echo"
     assert env["AWS_ENDPOINT_URL"] == aws.endpoint
     assert env["POWERTOOLS_TRACE_DISABLED"] == "true"
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"  # an unqualified call runs $LATEST
     assert body["host_env_leaked"] is False
     context = body["context"]
     assert context["function_name"] == stack["EchoFunction"]
     assert context["invoked_function_arn"].endswith(f":function:{stack['EchoFunction']}")
     assert context["memory_limit_in_mb"] == "192"
+    assert context["function_version"] == "$LATEST"
     assert 0 < context["remaining_ms"] <= 5000
     assert "EMULATOR_TEST_HOST_ONLY" not in body["env"]
     assert os.environ.get("AWS_LAMBDA_FUNCTION_NAME") is None  # the host env is back
@@ -119,6 +121,7 @@ def test_output_goes_to_cloudwatch_logs_and_embedded_metrics_become_metrics(
     group = f"/aws/lambda/{stack['MetricFunction']}"
     messages = [e["message"] for e in aws.client("logs").filter_log_events(logGroupName=group)["events"]]
     assert messages[0].startswith("START RequestId: ")
+    assert messages[0].endswith(" Version: $LATEST")
     assert messages[1].startswith("handling ")
     assert messages[-2].startswith("END RequestId: ")
     assert messages[-1].startswith("REPORT RequestId: ")

@@ -1,4 +1,5 @@
-"""scale_wait_states, scale_retry_backoff, emit_step_functions_status_events."""
+"""scale_wait_states, scale_retry_backoff, emit_step_functions_status_events,
+describe_the_state_machine_an_execution_runs."""
 
 from __future__ import annotations
 
@@ -64,3 +65,50 @@ def test_stop_execution_aborts_at_once_and_emits_status_events(aws: Emulator, st
     assert by_status["RUNNING"]["detail"]["stopDate"] is None
     time.sleep(0.3)
     assert receive(aws, stack["SinkUrl"], 1, timeout=0.5, source="aws.states") == []  # exactly one end event
+
+
+def _machine(result: str) -> str:
+    return json.dumps(
+        {
+            "StartAt": "Wait",
+            "States": {
+                "Wait": {"Type": "Wait", "Seconds": 100, "Next": "Done"},
+                "Done": {"Type": "Pass", "Result": {"definition": result}, "End": True},
+            },
+        }
+    )
+
+
+def test_running_execution_keeps_the_definition_it_started_with(aws: Emulator) -> None:
+    sfn = aws.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="emulator-updated-mid-execution",
+        definition=_machine("old"),
+        roleArn="arn:aws:iam::123456789012:role/emulator-test",
+    )["stateMachineArn"]
+    started = sfn.start_execution(stateMachineArn=machine, name="before-update")["executionArn"]
+    deadline = time.monotonic() + 10
+    while not any(
+        e["type"] == "WaitStateEntered" for e in sfn.get_execution_history(executionArn=started)["events"]
+    ):
+        assert time.monotonic() < deadline, "the execution never reached its Wait state"
+        time.sleep(0.02)
+    sfn.update_state_machine(stateMachineArn=machine, definition=_machine("new"))
+    history = sfn.get_execution_history(executionArn=started)["events"]
+    assert not any(e["type"] == "WaitStateExited" for e in history), "the update outlasted the Wait state"
+
+    described = sfn.describe_state_machine_for_execution(executionArn=started)
+    assert described["stateMachineArn"] == machine
+    assert json.loads(described["definition"])["States"]["Done"]["Result"] == {"definition": "old"}
+    assert json.loads(sfn.describe_state_machine(stateMachineArn=machine)["definition"])["States"]["Done"][
+        "Result"
+    ] == {"definition": "new"}
+    finished = wait_execution(aws, started)
+    assert (finished["status"], json.loads(finished["output"])) == ("SUCCEEDED", {"definition": "old"})
+
+    after = sfn.start_execution(stateMachineArn=machine, name="after-update")["executionArn"]
+    assert json.loads(sfn.describe_state_machine_for_execution(executionArn=after)["definition"])["States"][
+        "Done"
+    ]["Result"] == {"definition": "new"}
+    finished = wait_execution(aws, after)
+    assert (finished["status"], json.loads(finished["output"])) == ("SUCCEEDED", {"definition": "new"})

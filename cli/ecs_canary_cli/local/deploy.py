@@ -4,6 +4,11 @@ Local ``CodeUri`` directories are zipped and ``DefinitionUri`` files uploaded to
 bucket, the template is rewritten to point at them, and the still-untransformed template is
 created (or updated) as a stack with ``CAPABILITY_IAM`` and ``CAPABILITY_AUTO_EXPAND``: the
 service expands the SAM transform, as AWS does. Works against the emulator or a real account.
+
+Deploying is idempotent: the submitted template carries a fingerprint of itself and the
+parameters in its ``Metadata``, so deploying what a stack already runs changes nothing (no
+UpdateStack), and deploys of one stack from one process are serialised so two of them never both
+create it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 import time
 import zipfile
 from collections.abc import Mapping
@@ -25,6 +31,12 @@ from samtranslator.yaml_helper import yaml_parse
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _TEMPLATE_BODY_LIMIT = 51_200
 _FAILED_SUFFIXES = ("_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED")
+# Template-level Metadata key holding the fingerprint of what was deployed (free-form in AWS).
+FINGERPRINT_KEY = "EcsCanaryDeployment"
+_CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+
+_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
 
 
 class DeployError(RuntimeError):
@@ -102,14 +114,47 @@ def _clients(target: str | boto3.Session, region: str) -> tuple[Any, Any, Any]:
     return target.client("s3"), target.client("cloudformation"), target.client("sts")
 
 
-def _stack_status(cfn: Any, stack_name: str) -> str | None:
+def _describe(cfn: Any, stack_name: str) -> dict[str, Any] | None:
     try:
         stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as exc:
         if "does not exist" in str(exc):
             return None
         raise
-    return str(stacks[0]["StackStatus"]) if stacks else None
+    return dict(stacks[0]) if stacks else None
+
+
+def _settled(cfn: Any, stack_name: str, deadline: float, poll: float) -> dict[str, Any] | None:
+    """The stack once no operation is in progress on it (None if it does not exist)."""
+    while True:
+        stack = _describe(cfn, stack_name)
+        if stack is None or not str(stack["StackStatus"]).endswith("_IN_PROGRESS"):
+            return stack
+        if time.monotonic() > deadline:
+            raise DeployError(f"{stack_name}: still {stack['StackStatus']} after waiting for it")
+        time.sleep(poll)
+
+
+def _deployed_fingerprint(cfn: Any, stack_name: str) -> str | None:
+    """The fingerprint in the stack's current template, if it has one."""
+    try:
+        body = cfn.get_template(StackName=stack_name)["TemplateBody"]
+    except ClientError:
+        return None
+    template = body if isinstance(body, dict) else yaml_parse(str(body))
+    metadata = (template.get("Metadata") or {}) if isinstance(template, dict) else {}
+    entry = metadata.get(FINGERPRINT_KEY) if isinstance(metadata, dict) else None
+    return str(entry.get("Fingerprint")) if isinstance(entry, dict) else None
+
+
+def _outputs(stack: Mapping[str, Any]) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def _lock_for(target: str | boto3.Session, region: str, stack_name: str) -> threading.Lock:
+    key = (target if isinstance(target, str) else "session", region, stack_name)
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
 
 
 def deploy_stack(
@@ -123,12 +168,34 @@ def deploy_stack(
 ) -> dict[str, str]:
     """Package and deploy ``template_path`` as ``stack_name``; return the stack's Outputs.
 
-    ``target`` is an endpoint URL (the emulator; fake credentials) or a boto3 Session.
+    ``target`` is an endpoint URL (the emulator; fake credentials) or a boto3 Session. A stack
+    that already runs this template with these parameters is left alone.
     """
-    path = Path(template_path)
-    s3, cfn, sts = _clients(target, region)
     if not isinstance(target, str) and target.region_name:
         region = target.region_name
+    with _lock_for(target, region, stack_name):
+        return _deploy(
+            target,
+            Path(template_path),
+            stack_name,
+            parameters=parameters or {},
+            region=region,
+            timeout=timeout,
+        )
+
+
+def _deploy(
+    target: str | boto3.Session,
+    path: Path,
+    stack_name: str,
+    *,
+    parameters: Mapping[str, str],
+    region: str,
+    timeout: float,
+) -> dict[str, str]:
+    s3, cfn, sts = _clients(target, region)
+    poll = 0.5 if isinstance(target, str) else 5.0
+    deadline = time.monotonic() + timeout
     account = sts.get_caller_identity()["Account"]
     bucket = f"{stack_name}-artifacts-{account}-{region}".lower()[:63]
     try:
@@ -137,40 +204,73 @@ def deploy_stack(
         extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         s3.create_bucket(Bucket=bucket, **extra)
 
-    template = yaml_parse(path.read_text())
-    body = json.dumps(_Packager(s3, bucket, stack_name, path.parent).package(template), indent=1)
+    template = _Packager(s3, bucket, stack_name, path.parent).package(yaml_parse(path.read_text()))
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            {"template": template, "parameters": dict(parameters), "capabilities": _CAPABILITIES},
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
+    metadata = template.get("Metadata")
+    template["Metadata"] = {
+        **(metadata if isinstance(metadata, dict) else {}),
+        FINGERPRINT_KEY: {"Fingerprint": fingerprint},
+    }
+    body = json.dumps(template, indent=1)
     if len(body.encode()) > _TEMPLATE_BODY_LIMIT:
         body = json.dumps(template, separators=(",", ":"))
     args: dict[str, Any] = {
         "StackName": stack_name,
         "TemplateBody": body,
-        "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
+        "Capabilities": _CAPABILITIES,
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
     }
-    status = _stack_status(cfn, stack_name)
+    stack = _settled(cfn, stack_name, deadline, poll)
+    status = None if stack is None else str(stack["StackStatus"])
     if (
         status is not None
         and status.endswith("ROLLBACK_COMPLETE")
         and status.startswith(("CREATE", "ROLLBACK"))
     ):
         cfn.delete_stack(StackName=stack_name)
-        status = None
-    if status is None:
-        cfn.create_stack(**args)
-    else:
+        _settled(cfn, stack_name, deadline, poll)
+        stack = status = None
+    if (
+        stack is not None
+        and status is not None
+        and status.endswith("_COMPLETE")
+        and not status.startswith("DELETE")
+        and _deployed_fingerprint(cfn, stack_name) == fingerprint
+    ):
+        return _outputs(stack)
+    if status is None or status == "DELETE_COMPLETE":
         try:
-            cfn.update_stack(**args)
+            cfn.create_stack(**args)
         except ClientError as exc:
-            if "No updates are to be performed" not in str(exc):
+            if exc.response.get("Error", {}).get("Code") != "AlreadyExistsException":
                 raise
-    deadline = time.monotonic() + timeout
+            # Created by someone else meanwhile: bring it to this template instead.
+            _settled(cfn, stack_name, deadline, poll)
+            _update(cfn, args)
+    else:
+        _update(cfn, args)
     while True:
-        stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        stack = _describe(cfn, stack_name)
+        if stack is None:
+            raise DeployError(f"{stack_name}: the stack disappeared while deploying")
         status = str(stack["StackStatus"])
         if status.endswith(_FAILED_SUFFIXES):
             raise DeployError(f"{stack_name}: {status} {stack.get('StackStatusReason', '')}")
         if status.endswith("_COMPLETE"):
-            return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+            return _outputs(stack)
         if time.monotonic() > deadline:
             raise DeployError(f"{stack_name}: still {status} after {timeout:.0f} s")
-        time.sleep(0.5 if isinstance(target, str) else 5.0)
+        time.sleep(poll)
+
+
+def _update(cfn: Any, args: Mapping[str, Any]) -> None:
+    try:
+        cfn.update_stack(**args)
+    except ClientError as exc:
+        if "No updates are to be performed" not in str(exc):
+            raise

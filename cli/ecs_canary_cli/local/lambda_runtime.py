@@ -1,8 +1,8 @@
 """An in-process stand-in for the Lambda service's Python runtime.
 
-Each function runs the code of its deployed zip (extracted once per code hash), with its own
-module namespace (like its own sandbox: a module imported by one function is not the one another
-function sees), the function's environment plus what the Lambda runtime sets, and a context
+Each function version runs the code of its own zip (extracted once per version and code hash), with
+its own module namespace (like its own sandbox: a module imported by one function or version is not
+the one another sees), that version's environment plus what the Lambda runtime sets, and a context
 object. Invocations are serialized through one lock because ``os.environ`` and ``sys.modules``
 are process-wide: the emulator behaves like an account whose functions share a concurrency of 1.
 """
@@ -128,7 +128,7 @@ class _SandboxOutput(io.TextIOBase):
 
 @dataclass
 class _Sandbox:
-    """One function's code directory and the modules it has imported (its warm state)."""
+    """One function version's code directory and the modules it has imported (its warm state)."""
 
     code_dir: str
     top_names: frozenset[str]
@@ -139,7 +139,12 @@ class _Sandbox:
 
 @dataclass
 class FunctionSpec:
-    """What the runtime needs to know of a function (read from moto's Lambda model)."""
+    """What the runtime needs to know of the function version it runs (read from moto's model).
+
+    ``arn`` is the unqualified function ARN, ``version`` the version that runs (``$LATEST`` or a
+    published number) and ``invoked_arn`` the ARN the caller named (unqualified, or qualified by
+    ``$LATEST``, a version or an alias), as the context object reports it.
+    """
 
     name: str
     arn: str
@@ -154,13 +159,25 @@ class FunctionSpec:
     region: str
     account_id: str
     async_config: Mapping[str, Any]
+    version: str = "$LATEST"
+    invoked_arn: str = ""
+
+    def __post_init__(self) -> None:
+        self.invoked_arn = self.invoked_arn or self.arn
+
+    @property
+    def qualified_arn(self) -> str:
+        """The invoked ARN with the qualifier Lambda reports for an unqualified call (``$LATEST``)."""
+        return self.invoked_arn if self.invoked_arn != self.arn else f"{self.arn}:$LATEST"
 
     @classmethod
-    def from_moto(cls, fn: Any) -> FunctionSpec:
+    def from_moto(cls, fn: Any, invoked_arn: str = "") -> FunctionSpec:
+        """``fn`` is moto's $LATEST, a published version, or a version as an alias addresses it."""
         configs = getattr(fn, "event_invoke_config", None) or []
+        partition = getattr(fn, "partition", "aws")
         return cls(
             name=fn.function_name,
-            arn=fn.function_arn,
+            arn=f"arn:{partition}:lambda:{fn.region}:{fn.account_id}:function:{fn.function_name}",
             handler=fn.handler or "",
             runtime=fn.run_time or "python3.13",
             memory_size=int(fn.memory_size or 128),
@@ -172,6 +189,8 @@ class FunctionSpec:
             region=fn.region,
             account_id=fn.account_id,
             async_config=dict(configs[-1].config) if configs else {},
+            version=str(getattr(fn, "version", "$LATEST")),
+            invoked_arn=invoked_arn,
         )
 
 
@@ -199,7 +218,7 @@ class InProcessLambdaRuntime:
         self._executor = executor
         self._send_to_destination = destinations
         self._lock = threading.Lock()
-        self._sandboxes: dict[tuple[str, str], _Sandbox] = {}
+        self._sandboxes: dict[tuple[str, str, str], _Sandbox] = {}  # (function, version, code)
         self._root = tempfile.mkdtemp(prefix="ecs-canary-lambda-")
         self.invocations: list[tuple[str, str]] = []  # (function name, request id), for diagnostics
         # Receives (function, log stream, lines) after each invocation: Lambda ships them to Logs.
@@ -211,7 +230,7 @@ class InProcessLambdaRuntime:
     # -- sandboxes ---------------------------------------------------------------------------
 
     def _sandbox(self, spec: FunctionSpec) -> _Sandbox:
-        key = (spec.arn, spec.code_sha256)
+        key = (spec.arn, spec.version, spec.code_sha256)
         box = self._sandboxes.get(key)
         if box is None:
             code_dir = tempfile.mkdtemp(prefix=f"{spec.name[:40]}-", dir=self._root)
@@ -223,7 +242,9 @@ class InProcessLambdaRuntime:
                         first = member.split("/", 1)[0]
                         names.add(first[:-3] if first.endswith(".py") else first)
             box = _Sandbox(code_dir=code_dir, top_names=frozenset(n for n in names if n.isidentifier()))
-            box.log_stream = f"{datetime.datetime.now(datetime.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+            box.log_stream = (
+                f"{datetime.datetime.now(datetime.UTC):%Y/%m/%d}/[{spec.version}]{uuid.uuid4().hex}"
+            )
             self._sandboxes[key] = box
         return box
 
@@ -237,7 +258,7 @@ class InProcessLambdaRuntime:
         env.update(
             {
                 "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
                 "AWS_LAMBDA_LOG_STREAM_NAME": box.log_stream,
@@ -300,7 +321,7 @@ class InProcessLambdaRuntime:
         env_undo = _swap_environ(env)
         host_modules = _enter_modules(box)
         host_streams = sys.stdout, sys.stderr
-        box.output.lines = [f"START RequestId: {request_id} Version: $LATEST"]
+        box.output.lines = [f"START RequestId: {request_id} Version: {spec.version}"]
         box.output.echo = host_streams[0]
         sys.stdout = sys.stderr = box.output
         started = time.monotonic()
@@ -360,8 +381,8 @@ class InProcessLambdaRuntime:
             )
         context = LambdaContext(
             function_name=spec.name,
-            function_version="$LATEST",
-            invoked_function_arn=spec.arn,
+            function_version=spec.version,
+            invoked_function_arn=spec.invoked_arn,
             memory_limit_in_mb=str(spec.memory_size),
             aws_request_id=request_id,
             log_group_name=f"/aws/lambda/{spec.name}",
@@ -456,12 +477,12 @@ class InProcessLambdaRuntime:
             .replace("+00:00", "Z"),
             "requestContext": {
                 "requestId": request_id,
-                "functionArn": f"{spec.arn}:$LATEST",
+                "functionArn": spec.qualified_arn,
                 "condition": condition,
                 "approximateInvokeCount": count,
             },
             "requestPayload": json.loads(payload or b"{}"),
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"}
+            "responseContext": {"statusCode": 200, "executedVersion": spec.version}
             | ({"functionError": result.function_error} if result.function_error else {}),
             "responsePayload": response,
         }

@@ -31,17 +31,33 @@ PATCHES: tuple[Callable[[], None], ...] = (
     awslambda.run_lambda_handlers_in_process,
     awslambda.ship_lambda_logs_and_embedded_metrics,
     awslambda.lambda_event_invoke_configs_from_cloudformation,
+    awslambda.publish_immutable_lambda_versions,
+    awslambda.address_lambda_aliases,
+    awslambda.read_lambda_invoke_qualifier,
+    awslambda.lambda_event_invoke_configs_per_qualifier,
+    awslambda.lambda_versions_from_cloudformation,
+    awslambda.lambda_aliases_from_cloudformation,
+    cloudformation.update_stack_resources_in_dependency_order,
+    cloudformation.retain_resources_removed_by_stack_updates,
     events.deliver_eventbridge_to_lambda,
+    events.deliver_full_envelope_to_sqs,
     events.skip_disabled_event_rules,
+    events.refuse_aws_sources_in_put_events,
+    events.fire_scheduled_rules,
     stepfunctions.emit_step_functions_status_events,
+    stepfunctions.describe_the_state_machine_an_execution_runs,
     stepfunctions.scale_wait_states,
     stepfunctions.scale_retry_backoff,
     route53.propagate_route53_changes,
     ec2.give_network_interfaces_private_dns_names,
     ecs.run_ecs_service_deployments,
     ecs.list_tasks_like_ecs,
+    ecs.stop_tasks_whose_essential_container_exits,
+    ecs.replace_tasks_failing_load_balancer_health_checks,
     elbv2.apply_target_health_overrides,
+    cloudwatch.cloudwatch_alarms_from_cloudformation,
     cloudwatch.evaluate_cloudwatch_alarms,
+    cloudwatch.publish_set_alarm_state_changes,
     cloudwatch.percentile_statistics_in_metric_queries,
 )
 
@@ -89,6 +105,7 @@ def wait_for_idle(timeout: float = 30.0) -> bool:
 def stop_workers() -> None:
     """Stop the background workers of the last ``apply_all`` (the patches stay installed)."""
     cloudwatch.stop_alarm_evaluator()
+    events.stop_scheduled_rules()
     for executor in CONFIG.executors():
         executor.stop()
     CONFIG.events = CONFIG.lambdas = CONFIG.ecs = None

@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
+from urllib.parse import unquote
 
-from moto.awslambda.exceptions import LambdaClientError
-from moto.awslambda.models import EventInvokeConfig, Permission
+from moto.awslambda.exceptions import InvalidParameterValueException, LambdaClientError
+from moto.awslambda.models import (
+    EventInvokeConfig,
+    LambdaAlias,
+    LambdaBackend,
+    LambdaStorage,
+    LambdaVersion,
+    Permission,
+)
+from moto.awslambda.policy import Policy
+from moto.awslambda.responses import LambdaResponse
 from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
+from moto.core.responses import ActionResult
 from moto.logs.models import logs_backends
 
 from ..lambda_runtime import FunctionSpec, ThrottledError
@@ -64,11 +78,27 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
+def _qualifier_of(function_name: str, qualifier: str | None) -> str | None:
+    """The qualifier a FunctionName (``name:q``, ``arn:...:function:name:q``) or Qualifier gives."""
+    tail = function_name.rsplit(":function:", maxsplit=1)[-1]
+    return tail.split(":", 1)[1] if ":" in tail else qualifier
+
+
+def _invoked_arn(fn: Any, function_name: str, qualifier: str | None) -> str:
+    """The ARN a caller invoked: unqualified, or qualified by ``$LATEST``, a version or an alias."""
+    if (_qualifier_of(function_name, qualifier) or "").upper() == "$LATEST":
+        return f"{fn.function_arn}:$LATEST"
+    return str(fn.function_arn)  # unqualified, a published version's, or an alias's (its view's)
+
+
 def run_lambda_handlers_in_process() -> None:
-    """AWS: Invoke runs the function's code (``RequestResponse`` returns its result or an
-    ``Unhandled`` error with errorType/errorMessage/stackTrace; ``Event`` queues the event, answers
-    202 at once and retries function errors twice, one then two minutes apart). moto without
-    Docker returns a canned string instead of running anything.
+    """AWS: Invoke runs the code of the version it names (``RequestResponse`` returns its result or
+    an ``Unhandled`` error with errorType/errorMessage/stackTrace; ``Event`` queues the event,
+    answers 202 at once and retries function errors twice, one then two minutes apart): an
+    unqualified or ``$LATEST`` call runs $LATEST, a version number that version's own code and
+    configuration, an alias the version it points to; ``x-amz-executed-version``, the context's
+    function_version and ``AWS_LAMBDA_FUNCTION_VERSION`` report which ran, invoked_function_arn the
+    ARN the caller named. moto without Docker returns a canned string instead of running anything.
     """
 
     class TooManyRequests(LambdaClientError):
@@ -90,10 +120,10 @@ def run_lambda_handlers_in_process() -> None:
             if runtime is None:
                 raise RuntimeError("the in-process Lambda runtime is not running")
             fn = self.get_function(function_name, qualifier)
-            spec = FunctionSpec.from_moto(fn)
+            spec = FunctionSpec.from_moto(fn, _invoked_arn(fn, function_name, qualifier))
             payload = body.encode() if isinstance(body, str) else (body or b"")
             invocation_type = _header(headers, "x-amz-invocation-type") or "RequestResponse"
-            response_headers["x-amz-executed-version"] = "$LATEST"
+            response_headers["x-amz-executed-version"] = spec.version
             if invocation_type == "DryRun":
                 return b""
             if invocation_type == "Event":
@@ -283,3 +313,428 @@ def lambda_event_invoke_configs_from_cloudformation() -> None:
 
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
+
+
+# -- versions and aliases -------------------------------------------------------------------------
+
+_LAST_VERSION = "_ecs_canary_last_version"  # in moto's per-function entry: highest number given
+# What a published version must not share with $LATEST (moto's shallow copy shares them).
+_VERSION_OWNED = (
+    "code",
+    "environment_vars",
+    "tags",
+    "layers",
+    "tracing_config",
+    "_vpc_config",
+    "_architectures",
+)
+
+
+class _QualifiedPolicy(Policy):
+    """The resource-based policy of one version or alias: its statements name that qualified ARN."""
+
+    def __init__(self, qualified_arn: str) -> None:
+        super().__init__(cast(Any, SimpleNamespace(function_arn=qualified_arn)))
+
+    def add_statement(self, raw: str, qualifier: str | None = None) -> tuple[Any, str]:
+        # The qualifier is already in the ARN this policy belongs to.
+        return super().add_statement(raw, None)
+
+
+def _alias_policy(alias: LambdaAlias) -> Policy:
+    policy = getattr(alias, "policy", None)
+    if policy is None:
+        policy = _QualifiedPolicy(alias.arn)
+        alias.policy = policy  # type: ignore[attr-defined]
+    return cast(Policy, policy)
+
+
+class _AliasView:
+    """A version as an alias addresses it: the version's code and configuration under the alias's
+    ARN, with the alias's own resource-based policy and asynchronous-invocation config."""
+
+    def __init__(self, alias: LambdaAlias, version: Any) -> None:
+        object.__setattr__(self, "alias", alias)
+        object.__setattr__(self, "target", version)
+
+    @property
+    def function_arn(self) -> str:
+        return str(self.alias.arn)
+
+    @property
+    def policy(self) -> Policy:
+        return _alias_policy(self.alias)
+
+    @property
+    def event_invoke_config(self) -> list[EventInvokeConfig]:
+        return cast(list[EventInvokeConfig], getattr(self.alias, "event_invoke_config", []))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "target"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.alias if name == "event_invoke_config" else self.target, name, value)
+
+
+def publish_immutable_lambda_versions() -> None:
+    """AWS: PublishVersion snapshots $LATEST's code and configuration as an immutable version that
+    later code or configuration updates do not touch, with its own (initially empty) resource-based
+    policy and asynchronous-invocation config; nothing is published when neither changed since the
+    last version, and version numbers are never reused. moto's version is a shallow copy of $LATEST
+    that shares its code location, environment, tags, policy and event-invoke config, and numbers
+    it after the versions that still exist (a deleted version's number comes back).
+    """
+
+    def make(_original: Callable[..., Any]) -> Callable[..., Any]:
+        def publish_version(self: Any, name_or_arn: str, description: str = "") -> Any:
+            latest = self.get_function_by_name_or_arn_forbid_qualifier(name_or_arn)
+            entry = self._functions.get(latest.function_name)
+            if entry is None or not entry["latest"]:
+                return None
+            versions = entry["versions"]
+            if versions and not latest.code_or_config_updated:
+                return versions[-1]
+            latest.code_or_config_updated = False
+            number = max([entry.get(_LAST_VERSION, 0), *(int(v.version) for v in versions)]) + 1
+            entry[_LAST_VERSION] = number
+            fn = copy.copy(latest)
+            fn.set_version(number)
+            if description:
+                fn.description = description
+            for attr in _VERSION_OWNED:
+                if hasattr(fn, attr):
+                    setattr(fn, attr, copy.deepcopy(getattr(fn, attr)))
+            fn.policy = _QualifiedPolicy(fn.function_arn)
+            fn.event_invoke_config = []
+            fn.url_config = None
+            versions.append(fn)
+            self._arns[fn.function_arn] = fn
+            return fn
+
+        return publish_version
+
+    _install(LambdaStorage, "publish_version", make, "immutable")
+
+
+def address_lambda_aliases() -> None:
+    """AWS: an alias is a named pointer to a version with its own ARN, resource-based policy and
+    asynchronous-invocation config; a call through it (``name:alias`` or the alias ARN) runs the
+    version it points to at the time of the call, and permissions or configs set through it stay
+    with the alias when it moves. moto resolves an alias to the version object itself, so what is
+    set through the alias lands on (and stays with) that version.
+    """
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def get_function_by_name_with_qualifier(self: Any, name: str, qualifier: str | None = None) -> Any:
+            fn = original(self, name, qualifier)
+            if ":" in name:
+                name, qualifier = name.split(":", 1)
+            if qualifier is None or qualifier.upper() == "$LATEST" or self._get_version(name, qualifier):
+                return fn
+            unqualified = f"arn:{self.partition}:lambda:{self.region_name}:{self.account_id}:function:{name}"
+            alias = self._aliases[unqualified].get(qualifier)
+            return _AliasView(alias, fn) if alias is not None else fn
+
+        return get_function_by_name_with_qualifier
+
+    _install(LambdaStorage, "get_function_by_name_with_qualifier", make, "alias-view")
+
+
+def read_lambda_invoke_qualifier() -> None:
+    """AWS: Invoke's ``Qualifier`` query parameter names the version or alias to run. moto reads a
+    lowercase ``qualifier`` the SDKs never send, so ``Qualifier=`` invokes $LATEST.
+    """
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def invoke(self: Any) -> Any:
+            named = self.querystring.get("Qualifier")
+            if named and "qualifier" not in self.querystring:
+                self.querystring["qualifier"] = named
+            return original(self)
+
+        return invoke
+
+    _install(LambdaResponse, "invoke", make, "qualifier")
+
+
+def _qualified_name(function_name: str, querystring: Mapping[str, Any]) -> str:
+    """``function_name`` with the request's ``Qualifier`` (unless it already carries one)."""
+    named = (querystring.get("Qualifier") or [None])[0]
+    if not named or _qualifier_of(function_name, None) is not None:
+        return function_name
+    return f"{function_name}:{named}"
+
+
+def _all_qualified(backend: Any, function_name: str) -> list[Any]:
+    """$LATEST, every published version and every alias (as its view) of one function."""
+    latest = backend.get_function(function_name)
+    storage = backend._lambdas
+    found = [latest, *storage._functions[latest.function_name]["versions"]]
+    for alias in backend.list_aliases(latest.function_name):
+        found.append(backend.get_function(latest.function_name, alias.name))
+    return found
+
+
+def lambda_event_invoke_configs_per_qualifier() -> None:
+    """AWS: each version and alias of a function (and $LATEST) has its own asynchronous-invocation
+    config: Put/Get/Update/DeleteFunctionEventInvokeConfig take a ``Qualifier``, Put replaces the
+    config, Update changes only the settings it names, and ListFunctionEventInvokeConfigs returns
+    the configs of all of them. moto ignores the Qualifier, appends on Put and Update (Get returns
+    the first) and lists the unqualified config only.
+    """
+
+    def backend_put(_original: Callable[..., Any]) -> Callable[..., Any]:
+        def put_function_event_invoke_config(self: Any, function_name: str, config: dict[str, Any]) -> Any:
+            fn = self.get_function(function_name)
+            event_config = EventInvokeConfig(fn.function_arn, fn.last_modified, config)
+            fn.event_invoke_config = [event_config]
+            return event_config.response()
+
+        return put_function_event_invoke_config
+
+    def backend_update(_original: Callable[..., Any]) -> Callable[..., Any]:
+        def update_function_event_invoke_config(self: Any, function_name: str, config: dict[str, Any]) -> Any:
+            fn = self.get_function(function_name)
+            merged = dict(fn.event_invoke_config[0].config) if fn.event_invoke_config else {}
+            merged.update(config)
+            return self.put_function_event_invoke_config(function_name, merged)
+
+        return update_function_event_invoke_config
+
+    def backend_list(_original: Callable[..., Any]) -> Callable[..., Any]:
+        def list_function_event_invoke_configs(self: Any, function_name: str) -> dict[str, Any]:
+            configs = [
+                fn.event_invoke_config[0].response()
+                for fn in _all_qualified(self, function_name)
+                if fn.event_invoke_config
+            ]
+            return {"FunctionEventInvokeConfigs": configs}
+
+        return list_function_event_invoke_configs
+
+    def response(method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def make(_original: Callable[..., Any]) -> Callable[..., Any]:
+            def handle(self: Any) -> Any:
+                name = _qualified_name(unquote(self.path.rsplit("/", 2)[1]), self.querystring)
+                if method == "get":
+                    return ActionResult(self.backend.get_function_event_invoke_config(name))
+                if method == "delete":
+                    self.backend.delete_function_event_invoke_config(name)
+                    return 204, {"status": 204}, json.dumps({})
+                if method == "put":
+                    return ActionResult(self.backend.put_function_event_invoke_config(name, self.json_body))
+                return json.dumps(self.backend.update_function_event_invoke_config(name, self.json_body))
+
+            return handle
+
+        return make
+
+    _install(LambdaBackend, "put_function_event_invoke_config", backend_put, "per-qualifier")
+    _install(LambdaBackend, "update_function_event_invoke_config", backend_update, "per-qualifier")
+    _install(LambdaBackend, "list_function_event_invoke_configs", backend_list, "per-qualifier")
+    for method in ("get", "put", "update", "delete"):
+        _install(LambdaResponse, f"{method}_function_event_invoke_config", response(method), "per-qualifier")
+
+
+class _PublishedVersion(LambdaVersion):
+    """An ``AWS::Lambda::Version`` resource: Ref is the version's ARN."""
+
+    def __init__(self, fn: Any, account_id: str, region: str) -> None:
+        super().__init__({"Version": fn.version})
+        self.function_name = str(fn.function_name)
+        self.arn = str(fn.function_arn)
+        self.account_id = account_id
+        self.region = region
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name == "Version":
+            return str(self.version)
+        if attribute_name == "FunctionArn":
+            return self.arn
+        raise UnformattedGetAttTemplateException()
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        try:
+            get_lambda_backend(account_id, region_name).delete_function(self.function_name, str(self.version))
+        except LambdaClientError:  # the function (and so its versions) went first
+            return
+
+
+def lambda_versions_from_cloudformation() -> None:
+    """AWS: ``AWS::Lambda::Version`` publishes its function's current code and configuration
+    (refusing when ``CodeSha256`` is given and differs), with ``Description`` as the version's; Ref
+    is the version ARN (``...:function:name:N``), GetAtt Version the number ``N`` and GetAtt
+    FunctionArn the version ARN. Changing a property replaces it (publishes anew); deleting it
+    deletes the version. moto's resource has no Ref, GetAtt or deletion, and an update drops it.
+    """
+
+    def create(_original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_from_cloudformation_json(
+            cls: Any,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> _PublishedVersion:
+            props = cloudformation_json["Properties"]
+            backend = get_lambda_backend(account_id, region_name)
+            function_name = str(props["FunctionName"])
+            expected = props.get("CodeSha256")
+            if expected and backend.get_function(function_name).code_sha_256 != expected:
+                raise InvalidParameterValueException(
+                    f"CodeSHA256 ({expected}) is different from current CodeSHA256 in $LATEST. "
+                    "Please try again."
+                )
+            fn = backend.publish_version(function_name, str(props.get("Description") or ""))
+            return _PublishedVersion(fn, account_id, region_name)  # type: ignore[abstract]  # moto's ABC
+
+        return create_from_cloudformation_json
+
+    def update(_original: Callable[..., Any]) -> Callable[..., Any]:
+        def update_from_cloudformation_json(
+            cls: Any,
+            *,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+        ) -> _PublishedVersion:
+            return cast(
+                _PublishedVersion,
+                cls.create_from_cloudformation_json(
+                    new_resource_name, cloudformation_json, account_id, region_name
+                ),
+            )
+
+        return update_from_cloudformation_json
+
+    _install(LambdaVersion, "create_from_cloudformation_json", create, "version-resource")
+    _install(LambdaVersion, "update_from_cloudformation_json", update, "version-resource")
+
+
+_ALIAS_TYPE = "AWS::Lambda::Alias"
+
+
+def lambda_aliases_from_cloudformation() -> None:
+    """AWS: ``AWS::Lambda::Alias`` (what SAM's AutoPublishAlias makes) creates the alias ``Name`` of
+    ``FunctionName`` pointing at ``FunctionVersion``, with Description and RoutingConfig; Ref and
+    GetAtt AliasArn are the alias ARN. An update moves the alias in place (a new Name or
+    FunctionName replaces it); deleting the resource deletes the alias. moto's CloudFormation does
+    not know the type and skips it with a warning.
+    """
+    if _ALIAS_TYPE in parsing.get_model_map():
+        return
+
+    class AliasResource(CloudFormationModel):
+        def __init__(self, alias: LambdaAlias, function_name: str) -> None:
+            self.alias = alias
+            self.function_name = function_name
+
+        @property
+        def physical_resource_id(self) -> str:
+            return str(self.alias.arn)
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return _ALIAS_TYPE
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "AliasArn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name == "AliasArn":
+                return str(self.alias.arn)
+            raise UnformattedGetAttTemplateException()
+
+        @staticmethod
+        def _routing(props: Mapping[str, Any]) -> Any:
+            weights = (props.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or []
+            return {
+                "AdditionalVersionWeights": {
+                    str(w["FunctionVersion"]): float(w["FunctionWeight"]) for w in weights
+                }
+            }
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> AliasResource:
+            props = cloudformation_json["Properties"]
+            backend = get_lambda_backend(account_id, region_name)
+            function_name = str(props["FunctionName"])
+            alias = backend.create_alias(
+                name=str(props["Name"]),
+                function_name=function_name,
+                function_version=str(props["FunctionVersion"]),
+                description=str(props.get("Description") or ""),
+                routing_config=cls._routing(props) if props.get("RoutingConfig") else "",
+            )
+            return cls(alias, function_name)
+
+        @classmethod
+        def update_from_cloudformation_json(
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+        ) -> AliasResource:
+            props = cloudformation_json["Properties"]
+            old: AliasResource = original_resource
+            backend = get_lambda_backend(account_id, region_name)
+            function = backend.get_function(str(props["FunctionName"])).function_name
+            if str(props["Name"]) != old.alias.name or function != old.alias_function(backend):
+                created = cls.create_from_cloudformation_json(
+                    new_resource_name, cloudformation_json, account_id, region_name
+                )
+                old.delete(account_id, region_name)
+                return created
+            old.alias = backend.update_alias(
+                name=old.alias.name,
+                function_name=old.function_name,
+                function_version=str(props["FunctionVersion"]),
+                description=str(props.get("Description") or ""),
+                routing_config=cls._routing(props) if props.get("RoutingConfig") else "",
+            )
+            return old
+
+        def alias_function(self, backend: Any) -> str:
+            """The name of the function the alias belongs to (its FunctionName may be an ARN)."""
+            return str(backend.get_function(self.function_name).function_name)
+
+        def delete(self, account_id: str, region_name: str) -> None:
+            try:
+                get_lambda_backend(account_id, region_name).delete_alias(self.alias.name, self.function_name)
+            except LambdaClientError:  # the function went first
+                return
+
+        @classmethod
+        def delete_from_cloudformation_json(
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+        ) -> None:
+            return None
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
+# -- CloudFormation stack updates (generic: no resource type is special) ------------------------------

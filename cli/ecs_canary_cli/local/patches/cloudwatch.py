@@ -22,7 +22,6 @@ from ._core import (
     CONFIG,
     _install,
     _iso,
-    _now,
     _put_event,
 )
 
@@ -183,61 +182,99 @@ def evaluate_alarm(
     return None
 
 
+# Serializes state changes: the evaluator's and SetAlarmState's.
+_ALARM_LOCK = threading.RLock()
+
+
+def _state_of(alarm: Any) -> dict[str, Any]:
+    """An alarm's current state as a state change event shows it (``state``/``previousState``)."""
+    state: dict[str, Any] = {"value": alarm.state_value, "reason": alarm.state_reason}
+    if alarm.state_reason_data:
+        state["reasonData"] = alarm.state_reason_data
+    state["timestamp"] = _iso(alarm.state_updated_timestamp)
+    return state
+
+
+def _configuration(alarm: Any) -> dict[str, Any]:
+    """The ``configuration`` of a state change event: the alarm's rule or the metrics it watches."""
+    configuration: dict[str, Any] = {"description": alarm.description}
+    if alarm.rule:
+        configuration["alarmRule"] = alarm.rule
+        return configuration
+    metrics: list[dict[str, Any]] = []
+    for query in alarm.metric_data_queries:
+        metric: dict[str, Any] = {"id": query.id, "returnData": query.return_data in (True, "true", None)}
+        if query.expression:
+            metric["expression"] = query.expression
+        if query.metric_stat is not None:
+            stat = query.metric_stat
+            metric["metricStat"] = {
+                "metric": {
+                    "namespace": stat.metric.namespace,
+                    "name": stat.metric.metric_name,
+                    "dimensions": {d.name: d.value for d in stat.metric.dimensions},
+                },
+                "period": int(stat.period),
+                "stat": stat.stat,
+            }
+        metrics.append(metric)
+    if not metrics:
+        metrics.append(
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, alarm.alarm_arn)),
+                "metricStat": {
+                    "metric": {
+                        "namespace": alarm.namespace,
+                        "name": alarm.metric_name,
+                        "dimensions": {d.name: d.value for d in alarm.dimensions},
+                    },
+                    "period": int(alarm.period),
+                    "stat": alarm.extended_statistic or alarm.statistic,
+                },
+                "returnData": True,
+            }
+        )
+    configuration["metrics"] = metrics
+    return configuration
+
+
+def _publish_state_change(account_id: str, region: str, alarm: Any, previous: dict[str, Any]) -> None:
+    """The ``CloudWatch Alarm State Change`` event of a transition from ``previous`` to the alarm's state."""
+    _put_event(
+        account_id,
+        region,
+        "aws.cloudwatch",
+        "CloudWatch Alarm State Change",
+        resources=[alarm.alarm_arn],
+        detail={
+            "alarmName": alarm.name,
+            "state": _state_of(alarm),
+            "previousState": previous,
+            "configuration": _configuration(alarm),
+        },
+    )
+
+
 def _evaluate_all_alarms() -> None:
 
     now = time.time()
     for account_id, regions in list(cloudwatch_backends.items()):
         for region, backend in list(regions.items()):
             for alarm in list(backend.alarms.values()):
-                try:
-                    period = CONFIG.clock.scaled(float(alarm.period or 60))
-                    verdict = evaluate_alarm(alarm, list(backend.metric_data), now, period)
-                except Exception:
-                    LOG.exception("evaluating alarm %s", getattr(alarm, "name", "?"))
-                    continue
-                if verdict is None or verdict[0] == alarm.state_value:
-                    continue
-                previous = {
-                    "value": alarm.state_value,
-                    "reason": alarm.state_reason,
-                    "timestamp": _iso(alarm.state_updated_timestamp),
-                }
-                backend.set_alarm_state(alarm.name, verdict[1], verdict[2], verdict[0])
-                _put_event(
-                    account_id,
-                    region,
-                    "aws.cloudwatch",
-                    "CloudWatch Alarm State Change",
-                    resources=[alarm.alarm_arn],
-                    detail={
-                        "alarmName": alarm.name,
-                        "state": {
-                            "value": verdict[0],
-                            "reason": verdict[1],
-                            "reasonData": verdict[2],
-                            "timestamp": _iso(_now()),
-                        },
-                        "previousState": previous,
-                        "configuration": {
-                            "description": alarm.description,
-                            "metrics": [
-                                {
-                                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, alarm.alarm_arn)),
-                                    "metricStat": {
-                                        "metric": {
-                                            "namespace": alarm.namespace,
-                                            "name": alarm.metric_name,
-                                            "dimensions": {d.name: d.value for d in alarm.dimensions},
-                                        },
-                                        "period": int(alarm.period),
-                                        "stat": alarm.extended_statistic or alarm.statistic,
-                                    },
-                                    "returnData": True,
-                                }
-                            ],
-                        },
-                    },
-                )
+                with _ALARM_LOCK:
+                    if time.monotonic() < getattr(alarm, "_emulator_set_until", 0.0):
+                        continue  # set by SetAlarmState: kept until its next period
+                    try:
+                        period = CONFIG.clock.scaled(float(alarm.period or 60))
+                        verdict = evaluate_alarm(alarm, list(backend.metric_data), now, period)
+                    except Exception:
+                        LOG.exception("evaluating alarm %s", getattr(alarm, "name", "?"))
+                        continue
+                    if verdict is None or verdict[0] == alarm.state_value:
+                        continue
+                    previous = _state_of(alarm)
+                    alarm.update_state(verdict[1], verdict[2], verdict[0])
+                    _publish_state_change(account_id, region, alarm, previous)
 
 
 def evaluate_cloudwatch_alarms() -> None:
@@ -279,6 +316,35 @@ def evaluate_cloudwatch_alarms() -> None:
 
     CONFIG.alarm_thread = threading.Thread(target=loop, name="cloudwatch-alarms", daemon=True)
     CONFIG.alarm_thread.start()
+
+
+def publish_set_alarm_state_changes() -> None:
+    """AWS: SetAlarmState moves an alarm to the given state until CloudWatch evaluates it again at its
+    next period, and a change of state is a transition like any other: it publishes a ``CloudWatch
+    Alarm State Change`` event (and none when the state stays the same). moto changes the state but
+    publishes nothing, and the emulator's evaluator would undo the change at its next 10 s tick.
+    Here the set state holds for one period of the alarm, then evaluation resumes.
+    """
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def set_alarm_state(
+            self: Any, alarm_name: str, reason: str, reason_data: str, state_value: str
+        ) -> Any:
+            with _ALARM_LOCK:
+                before = self.alarms.get(alarm_name)
+                previous = _state_of(before) if before is not None else None
+                result = original(self, alarm_name, reason, reason_data, state_value)
+                alarm = self.alarms[alarm_name]
+                if previous is not None and previous["value"] != alarm.state_value:
+                    period = CONFIG.clock.scaled(float(alarm.period or 60))
+                    alarm._emulator_set_until = time.monotonic() + period
+                    _publish_state_change(self.account_id, self.region_name, alarm, previous)
+                return result
+
+        return set_alarm_state
+
+    _install(CloudWatchBackend, "set_alarm_state", make, "state-change-event")
 
 
 # pNN or pNN.NN, 0 to 100: the percentile statistics CloudWatch accepts.
@@ -370,3 +436,123 @@ def stop_alarm_evaluator() -> None:
     if CONFIG.alarm_thread is not None:
         CONFIG.alarm_thread.join(timeout=5)
         CONFIG.alarm_thread = None
+
+
+_ALARM_TYPE = "AWS::CloudWatch::Alarm"
+
+
+def _alarm_arguments(name: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """PutMetricAlarm's arguments (moto's backend signature) for an AWS::CloudWatch::Alarm."""
+    threshold = properties.get("Threshold")
+    return {
+        "name": name,
+        "namespace": properties.get("Namespace"),
+        "metric_name": properties.get("MetricName"),
+        "comparison_operator": properties.get("ComparisonOperator"),
+        "evaluation_periods": int(properties.get("EvaluationPeriods", 1)),
+        "period": int(properties.get("Period", 60)),
+        "threshold": float(threshold) if threshold is not None else 0.0,
+        "statistic": properties.get("Statistic"),
+        "extended_statistic": properties.get("ExtendedStatistic"),
+        "description": properties.get("AlarmDescription", ""),
+        "dimensions": [
+            {"Name": str(d["Name"]), "Value": str(d["Value"])} for d in properties.get("Dimensions") or []
+        ],
+        "alarm_actions": list(properties.get("AlarmActions") or []),
+        "ok_actions": list(properties.get("OKActions") or []),
+        "insufficient_data_actions": list(properties.get("InsufficientDataActions") or []),
+        "datapoints_to_alarm": (
+            int(properties["DatapointsToAlarm"]) if properties.get("DatapointsToAlarm") else None
+        ),
+        "unit": properties.get("Unit"),
+        "actions_enabled": str(properties.get("ActionsEnabled", True)).lower() != "false",
+        "treat_missing_data": properties.get("TreatMissingData"),
+    }
+
+
+def cloudwatch_alarms_from_cloudformation() -> None:
+    """AWS: ``AWS::CloudWatch::Alarm`` creates a metric alarm as PutMetricAlarm does (named
+    ``AlarmName``, else ``<stack>-<logical id>-<random>``); Ref returns the alarm's name and
+    GetAtt Arn its ARN; an update replaces its configuration (keeping its state), deleting the
+    resource deletes the alarm. moto's CloudFormation does not know the type and skips it with a
+    warning, so a template's alarms silently do not exist.
+    """
+    from moto.cloudformation import parsing  # noqa: PLC0415 - the registry the models join
+    from moto.core.common_models import CloudFormationModel  # noqa: PLC0415
+
+    if _ALARM_TYPE in parsing.get_model_map():
+        return
+
+    class AlarmResource(CloudFormationModel):
+        def __init__(self, name: str, account_id: str, region: str) -> None:
+            self.name = name
+            self.account_id = account_id
+            self.region = region
+            backend = cloudwatch_backends[account_id][region]
+            self.arn = backend.alarms[name].alarm_arn
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "AlarmName"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return _ALARM_TYPE
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Arn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name == "Arn":
+                return self.arn
+            raise NotImplementedError(attribute_name)
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
+            props = cloudformation_json["Properties"]
+            name = str(props.get("AlarmName") or resource_name)
+            backend = cloudwatch_backends[account_id][region_name]
+            backend.put_metric_alarm(**_alarm_arguments(name, props))
+            return cls(name, account_id, region_name)
+
+        @classmethod
+        def update_from_cloudformation_json(
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+        ) -> Any:
+            props = cloudformation_json["Properties"]
+            name = str(props.get("AlarmName") or original_resource.name)
+            backend = cloudwatch_backends[account_id][region_name]
+            if name != original_resource.name:
+                backend.delete_alarms([original_resource.name])
+            backend.put_metric_alarm(**_alarm_arguments(name, props))
+            return cls(name, account_id, region_name)
+
+        @classmethod
+        def delete_from_cloudformation_json(
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+        ) -> None:
+            cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+        def delete(self, account_id: str, region_name: str) -> None:
+            cloudwatch_backends[account_id][region_name].delete_alarms([self.name])
+
+    del AlarmResource  # registered with moto's CloudFormation by subclassing
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()

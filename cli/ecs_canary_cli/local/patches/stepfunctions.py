@@ -281,6 +281,38 @@ def emit_step_functions_status_events() -> None:
     _install(BaseExecutionWorkerCommunication, "_reflect_execution_status", reflect, "status-events")
 
 
+def describe_the_state_machine_an_execution_runs() -> None:
+    """AWS: an execution keeps running the definition it started with when its state machine is
+    updated ("executions that are already running continue to use the previous definition"), and
+    DescribeStateMachineForExecution returns that definition, role and configuration. moto's
+    interpreter already runs a snapshot taken at StartExecution, but the API answers with the state
+    machine's current definition.
+    """
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def describe_state_machine_for_execution(self: Any) -> Any:
+            execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+            machine = getattr(execution, "state_machine", None)
+            if machine is None:
+                return original(self)
+            response = {
+                "stateMachineArn": getattr(machine, "source_arn", None) or machine.arn,
+                "name": machine.name,
+                "definition": machine.definition,
+                "roleArn": machine.roleArn,
+                "updateDate": machine.update_date,
+                "loggingConfiguration": machine.loggingConfiguration,
+                "tracingConfiguration": machine.tracingConfiguration,
+                "encryptionConfiguration": machine.encryptionConfiguration,
+            }
+            return ActionResult(response)
+
+        return describe_state_machine_for_execution
+
+    _install(StepFunctionResponse, "describe_state_machine_for_execution", make, "as-it-runs")
+
+
 def scale_wait_states() -> None:
     """AWS: a Wait state pauses for its Seconds/Timestamp; here that pause runs on the emulator
     clock (and ends early when the execution stops), instead of moto's real-time wait.
