@@ -58,3 +58,63 @@ class UnknownServicePair(Exception):
 
 class DeploymentNotFound(Exception):
     """No deployment exists with the requested id for the service pair."""
+
+
+class NotOwner(Exception):
+    """This execution does not own the deployment (its ARN is not the record's fencing token).
+
+    A copy of a deployment's input started as a new execution, or an execution of an older
+    deployment, is refused before it touches traffic; the state machine ends it without rolling back.
+    """
+
+
+class RollbackRequested(Exception):
+    """The deployment's record holds an intent to fail back (status ROLLING_BACK): stop and roll back."""
+
+
+class DeploymentClosed(DeploymentNotFound):
+    """The deployment already has a terminal status; nothing more may change for it."""
+
+
+class NewRelease(Exception):
+    """Green's primary ECS deployment is no longer the release under test: what was judged is gone."""
+
+
+class TrafficDrift(Exception):
+    """The router's weights differ from the ones this deployment last wrote (someone changed them)."""
+
+
+class GreenTasksStopped(Exception):
+    """Tasks of the release under test stopped unexpectedly more often than the spec tolerates."""
+
+
+class Aborted(Exception):
+    """An operator aborted the deployment (``ecs-canary abort``)."""
+
+
+class ShiftInFlight(Exception):
+    """A weight change of this deployment is still in flight; the rollback waits for it to land."""
+
+
+class OperatorSignal(Exception):
+    """Base of the operator commands that end a bake early without failing the deployment."""
+
+
+class PromoteRequested(OperatorSignal):
+    """``ecs-canary promote``: end the current bake now and act on the command."""
+
+
+class ResumeRequested(OperatorSignal):
+    """``ecs-canary resume``: go on now instead of at the next hold check."""
+
+
+class CommandRefused(ValueError):
+    """An operator command that does not apply (no active deployment, not paused, ...)."""
+
+
+class WriteRefused(Exception):
+    """A conditional write of the store was refused; ``condition`` names the sub-condition that failed."""
+
+    def __init__(self, message: str, condition: str) -> None:
+        super().__init__(message)
+        self.condition = condition

@@ -1,30 +1,72 @@
 """Parser models of the events and state-machine payloads the handlers accept.
 
 Handlers parse their input into these models first, so a malformed event fails with a message
-naming the bad field before anything touches traffic.
+naming the bad field before anything touches traffic. Every field of an AWS event is bounded to
+what the service can send (ECS's documented limits), so an oversized or hostile value is refused
+before any write. State payloads ignore fields they do not know: a stack update may add some while
+executions started by the previous version are still running.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+_PARTITION = r"aws(?:-[a-z]+)*"
+_REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]+"
+_ACCOUNT = r"[0-9]{12}"
+_NAME = r"[A-Za-z0-9_-]{1,255}"
+
+CLUSTER_ARN = rf"^arn:{_PARTITION}:ecs:{_REGION}:{_ACCOUNT}:cluster/{_NAME}$"
+TASK_ARN = rf"^arn:{_PARTITION}:ecs:{_REGION}:{_ACCOUNT}:task/(?:{_NAME}/)?[A-Za-z0-9-]{{1,64}}$"
+TASK_DEFINITION_ARN = rf"^arn:{_PARTITION}:ecs:{_REGION}:{_ACCOUNT}:task-definition/{_NAME}:[0-9]{{1,9}}$"
+STARTED_BY = r"^[A-Za-z0-9_/-]{1,128}$"
+"""ECS: ``startedBy`` is up to 128 letters, numbers, hyphens, forward slashes and underscores."""
+
+TaskStatus = Literal[
+    "PROVISIONING",
+    "PENDING",
+    "ACTIVATING",
+    "RUNNING",
+    "DEACTIVATING",
+    "STOPPING",
+    "DEPROVISIONING",
+    "STOPPED",
+    "DELETED",
+]
+Text255 = Annotated[str, StringConstraints(max_length=255)]
+Text1024 = Annotated[str, StringConstraints(max_length=1024)]
 
 
-class EcsTaskStateChange(BaseModel):
-    """The ``detail`` of an ECS "Task State Change" event (only the fields the filter reads)."""
+class EcsContainer(BaseModel):
+    """A container of an ECS task event (what the crash detector reads)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    cluster_arn: str = Field(alias="clusterArn", min_length=1)
-    task_arn: str = Field(alias="taskArn", min_length=1)
-    task_definition_arn: str = Field(alias="taskDefinitionArn", min_length=1)
-    group: str | None = None
-    started_by: str | None = Field(default=None, alias="startedBy")
-    last_status: str = Field(alias="lastStatus")
-    desired_status: str = Field(alias="desiredStatus")
+    name: Text255 | None = None
+    last_status: Text255 | None = Field(default=None, alias="lastStatus")
+    exit_code: int | None = Field(default=None, alias="exitCode", ge=-(2**31), le=2**31 - 1)
+    reason: Text1024 | None = None
+
+
+class EcsTaskStateChange(BaseModel):
+    """The ``detail`` of an ECS "Task State Change" event (only the fields ecs-canary reads)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cluster_arn: str = Field(alias="clusterArn", pattern=CLUSTER_ARN)
+    task_arn: str = Field(alias="taskArn", pattern=TASK_ARN)
+    task_definition_arn: str = Field(alias="taskDefinitionArn", pattern=TASK_DEFINITION_ARN)
+    group: str | None = Field(default=None, max_length=8 + 255)
+    started_by: str | None = Field(default=None, alias="startedBy", pattern=STARTED_BY)
+    last_status: TaskStatus = Field(alias="lastStatus")
+    desired_status: TaskStatus = Field(alias="desiredStatus")
+    stop_code: Text255 | None = Field(default=None, alias="stopCode")
+    stopped_reason: Text1024 | None = Field(default=None, alias="stoppedReason")
+    containers: list[EcsContainer] = Field(default_factory=list, max_length=100)
 
     @property
     def service_name(self) -> str | None:
@@ -33,9 +75,36 @@ class EcsTaskStateChange(BaseModel):
             return self.group.split(":", 1)[1] or None
         return None
 
+    @property
+    def cluster_region_account(self) -> tuple[str, str]:
+        """(region, account) of the task's cluster."""
+        parts = self.cluster_arn.split(":")
+        return parts[3], parts[4]
+
 
 class EcsTaskStateChangeEvent(EventBridgeModel):
     detail: EcsTaskStateChange
+
+
+class AlarmState(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    value: Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+    reason: str | None = Field(default=None, max_length=1023)
+
+
+class AlarmStateChange(BaseModel):
+    """The ``detail`` of a CloudWatch "Alarm State Change" event."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    alarm_name: str = Field(alias="alarmName", min_length=1, max_length=255)
+    state: AlarmState
+    previous_state: AlarmState | None = Field(default=None, alias="previousState")
+
+
+class AlarmStateChangeEvent(EventBridgeModel):
+    detail: AlarmStateChange
 
 
 class ExecutionStatusChange(BaseModel):
@@ -67,7 +136,7 @@ class ExecutionStatusChangeEvent(EventBridgeModel):
 
 
 class ReleaseModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     service: str = Field(min_length=1)
     deployment: str = Field(min_length=1)
@@ -84,18 +153,30 @@ class ExecutionInput(BaseModel):
     release: ReleaseModel
 
 
+class PrepareInput(BaseModel):
+    """ "Load spec and snapshot traffic": the execution input and the execution's own ARN."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    input: ExecutionInput
+    execution: str = Field(min_length=1)
+
+
 class CursorModel(BaseModel):
+    """What the state machine carries between ticks (the record holds the truth; this is a hint)."""
+
     model_config = ConfigDict(extra="ignore")
 
     step_index: int = -1
     inconclusive: int = 0
     shifted_at: str | None = None
+    reentered: bool = False
 
 
 class DeploymentContext(BaseModel):
     """The static facts of one run, produced by "Load spec and snapshot traffic"."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     pair: str
     deployment_id: str
@@ -115,13 +196,29 @@ class SteadyState(BaseModel):
 
 
 class SteadyInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
     deployment: DeploymentContext
     steady: SteadyState
+    execution: str = Field(min_length=1)
 
 
 class AdvanceInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
     deployment: DeploymentContext
     cursor: CursorModel
+    execution: str = Field(min_length=1)
+
+
+class ListenInput(BaseModel):
+    """ "Watch for alarms, crashes, new releases and operators": the token to store."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    deployment: DeploymentContext
+    token: str = Field(min_length=1)
+    execution: str = Field(min_length=1)
 
 
 class StateError(BaseModel):
@@ -137,8 +234,8 @@ class StateError(BaseModel):
     def _stringify(cls, value: Any) -> Any:
         return value if value is None or isinstance(value, str) else json.dumps(value)
 
-    def reason(self) -> str:
-        """Human text: a Lambda's ``errorMessage`` when the cause is its JSON error payload."""
+    def message(self) -> str:
+        """The cause as text: a Lambda's ``errorMessage`` when the cause is its JSON error payload."""
         message = self.cause or ""
         try:
             payload = json.loads(message)
@@ -146,6 +243,11 @@ class StateError(BaseModel):
             payload = None
         if isinstance(payload, dict) and payload.get("errorMessage"):
             message = str(payload["errorMessage"])
+        return message
+
+    def reason(self) -> str:
+        """Human text: the error name and its message."""
+        message = self.message()
         return f"{self.error}: {message}" if message else self.error
 
 
@@ -157,3 +259,33 @@ class RollbackInput(BaseModel):
     pair: str
     deployment_id: str
     error: StateError | None = None
+    execution: str = Field(min_length=1)
+
+
+class RollbackFailedInput(BaseModel):
+    """ "Record that the rollback failed": the state plus what made "Roll back" give up."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pair: str
+    deployment_id: str
+    error: StateError | None = None
+    rollback_error: StateError | None = None
+    execution: str = Field(min_length=1)
+
+
+CommandName = Literal["abort", "pause", "resume", "promote"]
+
+
+class CommandInput(BaseModel):
+    """An operator command, as the CLI sends it (``by`` is the caller's identity from STS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pair: str = Field(min_length=1, max_length=40)
+    command: CommandName
+    by: str = Field(min_length=1, max_length=2048)
+    reason: str = Field(default="", max_length=1024)
+    full: bool = False
+    skip_analysis: bool = False
+    deployment_id: str | None = Field(default=None, max_length=128)

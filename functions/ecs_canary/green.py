@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
 
-__all__ = ["SteadyReport", "check_steady", "current_deployment_id", "describe_service", "service_exists"]
+__all__ = [
+    "SteadyReport",
+    "check_steady",
+    "current_deployment_id",
+    "deployments_of",
+    "describe_service",
+    "primary_deployment",
+    "service_exists",
+]
 
 # Targets listed in a reason before the rest are summarised, to keep log lines short.
 _MAX_LISTED_TARGETS = 5
@@ -34,6 +42,8 @@ class SteadyReport:
     desired: int
     healthy_targets: int
     total_targets: int
+    primary_id: str | None = None
+    primary_task_definition: str | None = None
 
 
 def _describe(ecs: ECSClient, cluster: str, service: str) -> dict[str, Any] | None:
@@ -76,6 +86,22 @@ def current_deployment_id(ecs: ECSClient, cluster: str, service: str) -> str | N
     """Id of the service's PRIMARY deployment (the release ECS is converging to), if any."""
     primary = _primary(describe_service(ecs, cluster, service))
     return str(primary["id"]) if primary and primary.get("id") else None
+
+
+def primary_deployment(ecs: ECSClient, cluster: str, service: str) -> tuple[str, str] | None:
+    """(id, task definition ARN) of the service's PRIMARY deployment, if it has one."""
+    primary = _primary(describe_service(ecs, cluster, service))
+    if not primary or not primary.get("id"):
+        return None
+    return str(primary["id"]), str(primary.get("taskDefinition", ""))
+
+
+def deployments_of(ecs: ECSClient, cluster: str, service: str) -> dict[str, dict[str, Any]]:
+    """The service's current ECS deployments (PRIMARY and ACTIVE ones) by id; empty if it is gone."""
+    described = _describe(ecs, cluster, service)
+    if described is None:
+        return {}
+    return {str(d["id"]): dict(d) for d in described.get("deployments", []) if d.get("id")}
 
 
 def _target_health(elbv2: ElasticLoadBalancingv2Client, target_group_arn: str) -> list[tuple[str, str]]:
@@ -161,4 +187,6 @@ def check_steady(
         desired=desired,
         healthy_targets=healthy,
         total_targets=total,
+        primary_id=str(primary["id"]) if primary and primary.get("id") else None,
+        primary_task_definition=str(primary.get("taskDefinition", "")) if primary else None,
     )

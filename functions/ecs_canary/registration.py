@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ecs_canary import aws, green, metrics
 from ecs_canary.errors import RouterConfigError
 from ecs_canary.routers import TrafficRouter, build_router
-from ecs_canary.spec import ServicePairSpec
+from ecs_canary.spec import AlbRouterSpec, Route53RouterSpec, ServicePairSpec
 from ecs_canary.store import Pair, Store
 from ecs_canary.weights import live_service
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
     from mypy_boto3_route53 import Route53Client
+    from mypy_boto3_sts import STSClient
 
 __all__ = ["Preflight", "RegistrationConflict", "RegistrationError", "preflight", "register", "spec_router"]
 
@@ -60,6 +61,7 @@ class Preflight:
     live_service: str
     idle_service: str
     idle_baseline: str | None
+    cluster_arn: str | None = None
 
 
 def spec_router(
@@ -77,15 +79,150 @@ def spec_router(
     )
 
 
-def _cluster_problem(ecs: ECSClient, cluster: str) -> str | None:
+def _cluster(ecs: ECSClient, cluster: str) -> tuple[str | None, str | None]:
+    """(cluster ARN, problem): the ACTIVE cluster's ARN, or why there is none."""
     response = ecs.describe_clusters(clusters=[cluster])
     clusters = response.get("clusters", [])
     if not clusters:
-        return f"ECS cluster {cluster} does not exist"
+        return None, f"ECS cluster {cluster} does not exist"
     status = clusters[0].get("status", "ACTIVE")
     if status != "ACTIVE":
-        return f"ECS cluster {cluster} is {status}, not ACTIVE"
+        return None, f"ECS cluster {cluster} is {status}, not ACTIVE"
+    return str(clusters[0].get("clusterArn") or "") or None, None
+
+
+def _caller_scope_problem(cluster_arn: str, region: str | None, account: str | None) -> str | None:
+    """The cluster must be in the caller's own account and region (deployments run there)."""
+    parts = cluster_arn.split(":")
+    if len(parts) < 6:
+        return None
+    cluster_region, cluster_account = parts[3], parts[4]
+    if region and cluster_region != region:
+        return f"ECS cluster {cluster_arn} is in region {cluster_region}, not {region} where ecs-canary runs"
+    if account and cluster_account != account:
+        return (
+            f"ECS cluster {cluster_arn} is in account {cluster_account}, not {account} where ecs-canary runs"
+        )
     return None
+
+
+def _attachment_problems(ecs: ECSClient, spec: ServicePairSpec) -> list[str]:
+    """Each service must be attached (DescribeServices → loadBalancers) to the target group the spec names.
+
+    Swapped target groups would make the wrong service read as live and the next release "ramp" by
+    moving traffic onto the old service: no canary at all.
+    """
+    problems: list[str] = []
+    for svc in spec.services:
+        described = green.describe_service(ecs, spec.cluster, svc.name)
+        attached = sorted(
+            {
+                str(lb["targetGroupArn"])
+                for lb in described.get("loadBalancers", [])
+                if lb.get("targetGroupArn")
+            }
+        )
+        if svc.target_group_arn in attached:
+            continue
+        others = [s.name for s in spec.services if s.target_group_arn in attached and s.name != svc.name]
+        found = ", ".join(attached) if attached else "no target group"
+        hint = f" (that is the target group the spec names for {others[0]}: swapped?)" if others else ""
+        problems.append(
+            f"ECS service {svc.name} is attached to {found}, not to target group {svc.target_group_arn} "
+            f"that the spec names for it{hint}"
+        )
+    return problems
+
+
+def _forward_problems(elbv2: ElasticLoadBalancingv2Client, spec: ServicePairSpec) -> list[str]:
+    """The ALB listener or rule must forward to exactly the two target groups of the spec."""
+    router = spec.router
+    if not isinstance(router, AlbRouterSpec):
+        return []
+    if router.rule_arn:
+        rules = elbv2.describe_rules(RuleArns=[router.rule_arn]).get("Rules", [])
+        actions = rules[0].get("Actions", []) if rules else []
+        where = f"listener rule {router.rule_arn}"
+    else:
+        assert router.listener_arn is not None
+        listeners = elbv2.describe_listeners(ListenerArns=[router.listener_arn]).get("Listeners", [])
+        actions = listeners[0].get("DefaultActions", []) if listeners else []
+        where = f"listener {router.listener_arn}"
+    groups: set[str] = set()
+    for action in actions:
+        if action.get("Type") != "forward":
+            continue
+        weighted = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
+        groups |= {str(g["TargetGroupArn"]) for g in weighted}
+        if action.get("TargetGroupArn"):
+            groups.add(str(action["TargetGroupArn"]))
+    wanted = {s.target_group_arn for s in spec.services}
+    if groups == wanted:
+        return []
+    missing = sorted(wanted - groups)
+    extra = sorted(groups - wanted)
+    said = []
+    if missing:
+        said.append("does not forward to " + ", ".join(missing))
+    if extra:
+        said.append("also forwards to " + ", ".join(extra))
+    return [
+        f"{where} {' and '.join(said)}: it must forward to exactly the two target groups of the spec "
+        "(the live one at full weight, the other at 0)"
+    ]
+
+
+def _normalise_dns(name: str) -> str:
+    name = name.lower().rstrip(".")
+    return name.removeprefix("dualstack.")
+
+
+def _record_target_problems(
+    elbv2: ElasticLoadBalancingv2Client, route53: Route53Client, spec: ServicePairSpec
+) -> list[str]:
+    """Each alias record must point at the load balancer in front of its service's target group."""
+    router = spec.router
+    if not isinstance(router, Route53RouterSpec):
+        return []
+    pages = route53.list_resource_record_sets(
+        HostedZoneId=router.hosted_zone_id,
+        StartRecordName=router.record_name,
+        StartRecordType=router.record_type,
+    ).get("ResourceRecordSets", [])
+    records = {
+        str(r.get("SetIdentifier")): r
+        for r in pages
+        if _normalise_dns(str(r["Name"])) == _normalise_dns(router.record_name)
+        and r["Type"] == router.record_type
+    }
+    problems: list[str] = []
+    for svc in spec.services:
+        record: dict[str, Any] = dict(records.get(svc.record_set_identifier) or {})
+        alias = record.get("AliasTarget")
+        if not alias:
+            continue  # plain records name addresses, which cannot be tied to a service
+        groups = elbv2.describe_target_groups(TargetGroupArns=[svc.target_group_arn]).get("TargetGroups", [])
+        lb_arns = list(groups[0].get("LoadBalancerArns", [])) if groups else []
+        if not lb_arns:
+            continue  # reported by the target group check
+        balancers = elbv2.describe_load_balancers(LoadBalancerArns=lb_arns).get("LoadBalancers", [])
+        names = {_normalise_dns(str(lb.get("DNSName", ""))) for lb in balancers}
+        if _normalise_dns(str(alias.get("DNSName", ""))) not in names:
+            problems.append(
+                f"Route53 record {router.record_name} with SetIdentifier {svc.record_set_identifier!r} "
+                f"(service {svc.name}) is an alias to {alias.get('DNSName')}, not to the load balancer of "
+                f"the service's target group ({', '.join(sorted(names))})"
+            )
+    return problems
+
+
+def _caller_account(sts: STSClient | None) -> str | None:
+    """The caller's account, or None when STS cannot say (the check is then skipped, not failed)."""
+    try:
+        client = sts if sts is not None else aws.client("sts")
+        return str(client.get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError, KeyError):
+        return None
 
 
 def _target_group_problem(elbv2: ElasticLoadBalancingv2Client, service: str, arn: str) -> str | None:
@@ -131,6 +268,7 @@ def preflight(
     elbv2: ElasticLoadBalancingv2Client | None = None,
     route53: Route53Client | None = None,
     cloudwatch: CloudWatchClient | None = None,
+    sts: STSClient | None = None,
 ) -> Preflight:
     """Check every resource the spec names and find the live service; raise listing every problem.
 
@@ -138,14 +276,20 @@ def preflight(
     """
     ecs = ecs if ecs is not None else aws.client("ecs")
     elbv2 = elbv2 if elbv2 is not None else aws.client("elbv2")
+    route53 = route53 if route53 is not None else aws.client("route53")
     cloudwatch = cloudwatch if cloudwatch is not None else aws.client("cloudwatch")
     problems: list[str] = []
 
-    cluster_problem = _cluster_problem(ecs, spec.cluster)
+    cluster_arn, cluster_problem = _cluster(ecs, spec.cluster)
     services_ok = cluster_problem is None
     if cluster_problem is not None:
         problems.append(cluster_problem)
     else:
+        if cluster_arn is not None:
+            account = _caller_account(sts)
+            scope_problem = _caller_scope_problem(cluster_arn, ecs.meta.region_name, account)
+            if scope_problem is not None:
+                problems.append(scope_problem)
         for name in spec.service_names:
             try:
                 green.describe_service(ecs, spec.cluster, name)
@@ -153,10 +297,14 @@ def preflight(
                 problems.append(str(exc))
                 services_ok = False
 
+    target_groups_ok = True
     for svc in spec.services:
         tg_problem = _target_group_problem(elbv2, svc.name, svc.target_group_arn)
         if tg_problem is not None:
             problems.append(tg_problem)
+            target_groups_ok = False
+    if services_ok:
+        problems.extend(_attachment_problems(ecs, spec))
 
     router = spec_router(spec, route53=route53, elbv2=elbv2)
     weights: dict[str, int] | None = None
@@ -164,12 +312,20 @@ def preflight(
         weights = router.read_weights()
     except RouterConfigError as exc:
         problems.append(str(exc))
+    if weights is not None:
+        problems.extend(_forward_problems(elbv2, spec))
+        if target_groups_ok:
+            problems.extend(_record_target_problems(elbv2, route53, spec))
 
-    if spec.health.alarms:
-        states = metrics.alarm_states(cloudwatch, spec.health.alarms)
-        problems.extend(
-            f"CloudWatch alarm {name} does not exist" for name in spec.health.alarms if name not in states
-        )
+    alarms = list(dict.fromkeys([*spec.health.alarms, *(a for s in spec.services for a in s.alarms)]))
+    if alarms:
+        states = metrics.alarm_states(cloudwatch, alarms)
+        for name in alarms:
+            if name in states:
+                continue
+            owners = [s.name for s in spec.services if name in s.alarms]
+            whose = f" (services[].alarms of {', '.join(owners)})" if owners else ""
+            problems.append(f"CloudWatch alarm {name} does not exist{whose}")
 
     live: str | None = None
     if weights is not None:
@@ -198,6 +354,7 @@ def preflight(
         live_service=live,
         idle_service=spec.other(live).name,
         idle_baseline=baseline,
+        cluster_arn=cluster_arn,
     )
 
 
@@ -209,14 +366,20 @@ def register(
     elbv2: ElasticLoadBalancingv2Client | None = None,
     route53: Route53Client | None = None,
     cloudwatch: CloudWatchClient | None = None,
+    sts: STSClient | None = None,
 ) -> Pair:
     """Check the spec's resources, then store the pair with its live service and idle baseline.
 
     The idle service's current PRIMARY ECS deployment is recorded as its baseline: the tasks
     it already runs are not a new release, so their task events must not start a deployment.
     """
-    found = preflight(spec, ecs=ecs, elbv2=elbv2, route53=route53, cloudwatch=cloudwatch)
+    found = preflight(spec, ecs=ecs, elbv2=elbv2, route53=route53, cloudwatch=cloudwatch, sts=sts)
     try:
-        return store.put_pair(spec, live_service=found.live_service, idle_baseline=found.idle_baseline)
+        return store.put_pair(
+            spec,
+            live_service=found.live_service,
+            idle_baseline=found.idle_baseline,
+            cluster_arn=found.cluster_arn,
+        )
     except ValueError as exc:
         raise RegistrationConflict(spec.name, [str(exc)]) from exc

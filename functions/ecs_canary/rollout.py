@@ -8,8 +8,10 @@ pure makes every branch testable without AWS.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Literal
 
 from ecs_canary.errors import GreenUnhealthy, HealthInconclusive
@@ -17,7 +19,7 @@ from ecs_canary.health import HealthReport, Verdict
 from ecs_canary.plans import Plan
 from ecs_canary.spec import HealthSpec
 
-Action = Literal["shift", "recheck", "promote"]
+Action = Literal["shift", "recheck", "hold", "promote"]
 PREFLIGHT_INDEX = -1
 
 
@@ -60,11 +62,21 @@ class Cursor:
 
 
 @dataclass(frozen=True)
+class PromoteOrder:
+    """An operator's ``promote``: skip the rest of the bake; ``full`` goes to 100 % and promotes."""
+
+    full: bool = False
+    skip_analysis: bool = False
+
+
+@dataclass(frozen=True)
 class Decision:
     """What to do next.
 
-    ``shift``: write the weights for ``percent`` (step ``step_index``), then wait.
+    ``shift``: write the weights for ``percent`` (step ``step_index``), then wait (or, with
+    ``promote_after``, promote at once: an operator's ``promote --full``).
     ``recheck``: change nothing, judge the same step again after ``wait_seconds``.
+    ``hold``: the deployment is paused; green passed, nothing moves, judge again after ``wait_seconds``.
     ``promote``: green has passed the final gate at 100%.
     """
 
@@ -73,6 +85,7 @@ class Decision:
     percent: int
     wait_seconds: int
     report: HealthReport
+    promote_after: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -98,14 +111,23 @@ def describe_step(plan: Plan, step_index: int) -> str:
 
 
 def decide(
-    plan: Plan, health: HealthSpec, cursor: Cursor, report: HealthReport, *, propagation_seconds: int
+    plan: Plan,
+    health: HealthSpec,
+    cursor: Cursor,
+    report: HealthReport,
+    *,
+    propagation_seconds: int,
+    paused: bool = False,
+    promote: PromoteOrder | None = None,
 ) -> Decision:
     """Next action after judging health at ``cursor``.
 
     Raises :class:`GreenUnhealthy` on a FAIL and :class:`HealthInconclusive` once
     inconclusive verdicts at one step exceed ``health.max_inconclusive``; both mean
-    roll back. A shift waits ``bake_seconds + propagation_seconds`` so the bake only
-    starts counting once the new weights have reached clients.
+    roll back (paused or not: the gate stays armed). A shift waits
+    ``bake_seconds + propagation_seconds`` so the bake only starts counting once the new
+    weights have reached clients. Paused, a pass holds; an operator's ``promote`` moves to
+    the next step now, ``promote --full`` to 100 % and promotion at once.
     """
     if not PREFLIGHT_INDEX <= cursor.step_index <= plan.last_index:
         raise ValueError(
@@ -131,6 +153,14 @@ def decide(
             wait_seconds=health.recheck_seconds,
             report=report,
         )
+    if paused:
+        return Decision(
+            action="hold",
+            step_index=cursor.step_index,
+            percent=percent_at(plan, cursor.step_index),
+            wait_seconds=health.recheck_seconds,
+            report=report,
+        )
     if cursor.step_index == plan.last_index:
         return Decision(
             action="promote",
@@ -138,6 +168,15 @@ def decide(
             percent=plan.steps[-1],
             wait_seconds=0,
             report=report,
+        )
+    if promote is not None and promote.full:
+        return Decision(
+            action="shift",
+            step_index=plan.last_index,
+            percent=plan.steps[-1],
+            wait_seconds=0,
+            report=report,
+            promote_after=True,
         )
     next_index = cursor.step_index + 1
     return Decision(
@@ -156,3 +195,15 @@ def advance_cursor(cursor: Cursor, decision: Decision, now_iso: str) -> Cursor:
     if decision.action == "recheck":
         return replace(cursor, inconclusive=cursor.inconclusive + 1)
     return replace(cursor, inconclusive=0)
+
+
+def remaining_bake(bake_until: str | None, now: datetime, plan: Plan) -> int:
+    """Whole seconds of the current step's bake still to wait (0 when over or unknown).
+
+    Used only when a rollout is re-entered (after resume or promote), never on the normal path,
+    whose Bake wait is the timer; capped at the plan's bake.
+    """
+    if not bake_until:
+        return 0
+    end = datetime.fromisoformat(bake_until.replace("Z", "+00:00"))
+    return max(0, min(plan.bake_seconds, math.ceil((end - now).total_seconds())))

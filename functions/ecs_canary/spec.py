@@ -323,6 +323,15 @@ class HealthSpec(BaseModel):
         le=100,
         description="Consecutive inconclusive verdicts tolerated at one step before rolling back.",
     )
+    max_stopped_tasks: int = Field(
+        1,
+        ge=0,
+        le=1000,
+        description="Tasks of the release under test that may stop unexpectedly during a deployment "
+        "(essential container exited, failed to start, failed health checks); one more fails back at "
+        "once, without waiting for the end of the bake. Stops by the ECS scheduler (scaling, a new "
+        "deployment) and by users do not count.",
+    )
 
     @field_validator("alarms")
     @classmethod
@@ -387,6 +396,19 @@ class ServicePairSpec(BaseModel):
     )
     steady: SteadySpec = Field(
         SteadySpec(), description="Waiting for green to become steady in ECS before shifting traffic."
+    )
+    on_drift: Literal["fail", "hold"] = Field(
+        "fail",
+        description="What to do when the router's weights are not the ones this deployment last wrote "
+        "(someone changed them by hand): fail back to the snapshot (fail), or pause the deployment "
+        "(hold) until an operator resumes or aborts it.",
+    )
+    on_new_release: Literal["supersede", "reject"] = Field(
+        "supersede",
+        description="What to do when green gets a different release mid-deployment. Either way the "
+        "current deployment fails back at once (green no longer runs what was judged) and ends "
+        "SUPERSEDED; then supersede starts a deployment of the new release from the restored weights, "
+        "reject records the new release REJECTED and leaves it idle.",
     )
     weight_total: int = Field(
         100,

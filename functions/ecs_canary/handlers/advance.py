@@ -1,4 +1,4 @@
-"""State "Check health and shift traffic": judge the step that baked, then move to the next."""
+"""State "Check health and shift traffic": re-observe, judge the step that baked, then act."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecs_canary import canary
 from ecs_canary.events import AdvanceInput
+from ecs_canary.flow import steps
 from ecs_canary.store import Store
 
 logger = Logger()
@@ -24,8 +24,9 @@ metrics = Metrics()
 @event_parser(model=AdvanceInput)
 def handler(event: AdvanceInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(deployment_id=event.deployment.deployment_id, pair=event.deployment.pair)
-    cursor = canary.advance(Store(), event.deployment, event.cursor)
-    metrics.add_dimension(name="Pair", value=event.deployment.pair)
-    metrics.add_metric(name=f"HealthChecks_{cursor['verdict']}", unit=MetricUnit.Count, value=1)
-    logger.info("advanced", extra={"cursor": cursor})
+    cursor = steps.tick(Store(), event)
+    if cursor.get("verdict"):
+        metrics.add_dimension(name="Pair", value=event.deployment.pair)
+        metrics.add_metric(name=f"HealthChecks_{cursor['verdict']}", unit=MetricUnit.Count, value=1)
+    logger.info("tick", extra={"cursor": cursor})
     return cursor

@@ -11,8 +11,9 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from ecs_canary import aws, canary
+from ecs_canary import aws
 from ecs_canary.events import EcsTaskStateChangeEvent
+from ecs_canary.flow import trigger
 from ecs_canary.spec import format_validation_error
 from ecs_canary.store import Store
 
@@ -33,8 +34,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.error(reason)
         metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
         return {"action": "rejected", "reason": reason}
-    result = canary.on_task_running(
-        Store(), aws.client("stepfunctions"), os.environ["STATE_MACHINE_ARN"], parsed.detail
+    arn = context.invoked_function_arn.split(":")
+    result = trigger.on_task_running(
+        Store(),
+        aws.client("stepfunctions"),
+        aws.client("ecs"),
+        os.environ["STATE_MACHINE_ARN"],
+        parsed.detail,
+        region=arn[3] if len(arn) > 4 else aws.region(),
+        account=arn[4] if len(arn) > 4 else None,
     )
     metrics.add_metric(name=f"Events{result.action.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info(result.reason, extra=result.to_dict())

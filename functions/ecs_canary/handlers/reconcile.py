@@ -1,7 +1,7 @@
 """EventBridge target for Step Functions "Execution Status Change" (ABORTED, TIMED_OUT, FAILED).
 
 An execution stopped in the console or timed out never reaches "Roll back"; this restores its
-traffic and closes its record. For executions that rolled back themselves it is a no-op.
+traffic and closes its record. For executions that closed their record themselves it is a no-op.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecs_canary import canary
 from ecs_canary.events import ExecutionStatusChangeEvent
+from ecs_canary.flow import rollback
 from ecs_canary.store import Store
 
 logger = Logger()
@@ -24,6 +24,6 @@ tracer = Tracer()
 @tracer.capture_lambda_handler
 @event_parser(model=ExecutionStatusChangeEvent)
 def handler(event: ExecutionStatusChangeEvent, context: LambdaContext) -> dict[str, Any]:
-    result = canary.reconcile(Store(), event.detail)
+    result = rollback.reconcile(Store(), event.detail)
     logger.info("execution ended", extra={"execution": event.detail.name, **result})
     return result

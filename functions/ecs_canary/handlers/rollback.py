@@ -1,4 +1,4 @@
-"""State "Roll back": restore the snapshot weights, record the failure, release the lock."""
+"""State "Roll back": record the intent, restore the snapshot, close the record (owner only)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecs_canary import canary
 from ecs_canary.events import RollbackInput
-from ecs_canary.store import Status, Store
+from ecs_canary.flow import rollback
+from ecs_canary.store import Store
 
 logger = Logger()
 tracer = Tracer()
@@ -24,9 +24,13 @@ metrics = Metrics()
 @event_parser(model=RollbackInput)
 def handler(event: RollbackInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(deployment_id=event.deployment_id, pair=event.pair)
-    reason = event.error.reason() if event.error else "rollback requested"
-    result = canary.fail_back(Store(), event.pair, event.deployment_id, Status.FAILED, reason)
+    result = rollback.fail_back(
+        Store(), event.pair, event.deployment_id, execution=event.execution, error=event.error
+    )
     metrics.add_dimension(name="Pair", value=event.pair)
     metrics.add_metric(name="Rollbacks", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name=f"Deployments{result['status'].title().replace('_', '')}", unit=MetricUnit.Count, value=1
+    )
     logger.warning("rolled back", extra=result)
     return result

@@ -103,12 +103,15 @@ class AlbRouter(TrafficRouter):
         actions = self._actions()
         return self._weights_of(actions[self._forward_index(actions)])
 
-    def set_weights(self, weights: Mapping[str, int]) -> ShiftReceipt:
+    def set_weights(
+        self, weights: Mapping[str, int], *, expected: Mapping[str, int] | None = None
+    ) -> ShiftReceipt:
         """Rewrite the forward action in one modify call, keeping every other action and attribute."""
         clean = self.validate_weights(weights)
         actions = copy.deepcopy(self._actions())
         index = self._forward_index(actions)
-        self._weights_of(actions[index])  # refuse to overwrite a forward to a foreign target group
+        # Refuses a forward to a foreign target group, and weights someone else changed.
+        self.check_expected(self._weights_of(actions[index]), expected)
         actions[index] = self._with_weights(actions[index], clean)
         for action in actions:
             _keep_oidc_secret(action)

@@ -12,6 +12,8 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ecs_canary.errors import TrafficDrift
+
 __all__ = ["ShiftReceipt", "TrafficRouter"]
 
 
@@ -38,12 +40,27 @@ class TrafficRouter(abc.ABC):
         """Current weights of both services as the API reports them now."""
 
     @abc.abstractmethod
-    def set_weights(self, weights: Mapping[str, int]) -> ShiftReceipt:
-        """Write both weights in one atomic API call."""
+    def set_weights(
+        self, weights: Mapping[str, int], *, expected: Mapping[str, int] | None = None
+    ) -> ShiftReceipt:
+        """Write both weights in one atomic API call.
+
+        With ``expected``, refuse (``TrafficDrift``) when the weights read just before the write are
+        not those: a change made by someone else since the caller last looked is never overwritten.
+        """
 
     @abc.abstractmethod
     def verify(self, weights: Mapping[str, int], receipt: ShiftReceipt) -> None:
-        """Raise ``ShiftNotVerified`` unless the change took effect."""
+        """Raise ``ShiftNotVerified`` unless the change took effect (blocks until it has propagated)."""
+
+    def propagated(self, receipt: ShiftReceipt) -> bool:
+        """Whether a written change has reached every server, without waiting (Argo's ``VerifyWeight``).
+
+        The rollout calls this on its next step instead of blocking a Lambda while the change
+        propagates; routers whose writes apply synchronously always answer True.
+        """
+        del receipt
+        return True
 
     @abc.abstractmethod
     def propagation_seconds(self) -> int:
@@ -70,5 +87,17 @@ class TrafficRouter(abc.ABC):
             clean[name] = value
         return clean
 
+    def check_expected(self, current: Mapping[str, int], expected: Mapping[str, int] | None) -> None:
+        """Raise ``TrafficDrift`` when ``current`` is not ``expected`` (None: no expectation)."""
+        if expected is not None and dict(current) != dict(expected):
+            raise TrafficDrift(
+                f"{self.describe()} has weights {_show(current)}, not the expected {_show(expected)}; "
+                "someone else changed them"
+            )
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
+
+
+def _show(weights: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(weights.items()))

@@ -126,10 +126,13 @@ class Route53Router(TrafficRouter):
         records = self._records()
         return {svc: int(records[svc]["Weight"]) for svc in self.services}
 
-    def set_weights(self, weights: Mapping[str, int]) -> ShiftReceipt:
+    def set_weights(
+        self, weights: Mapping[str, int], *, expected: Mapping[str, int] | None = None
+    ) -> ShiftReceipt:
         """UPSERT both records in one batch, changing only ``Weight``: aliases, TTLs, health checks stay."""
         clean = self.validate_weights(weights)
         records = self._records()
+        self.check_expected({svc: int(records[svc]["Weight"]) for svc in self.services}, expected)
         changes: list[Any] = []
         for svc in self.services:
             record = copy.deepcopy(records[svc])
@@ -159,6 +162,13 @@ class Route53Router(TrafficRouter):
         expected = {svc: weights.get(svc) for svc in self.services}
         if actual != expected:
             raise ShiftNotVerified(f"{self.describe()} has weights {actual} after writing {expected}")
+
+    def propagated(self, receipt: ShiftReceipt) -> bool:
+        """One GetChange: True once the change is INSYNC on every Route53 name server."""
+        if receipt.change_id is None:
+            return True
+        status = self.client.get_change(Id=receipt.change_id)["ChangeInfo"]["Status"]
+        return status == "INSYNC"
 
     def propagation_seconds(self) -> int:
         """The longest TTL of the two records; alias records count as the 60 s resolvers cache them."""
