@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_STACK",
+    "ENV_COMMAND_FUNCTION",
     "ENV_STACK",
     "ENV_STATE_MACHINE_ARN",
     "ENV_TABLE",
@@ -43,8 +44,10 @@ DEFAULT_STACK = "ecs-canary"
 ENV_STACK = "ECS_CANARY_STACK"
 ENV_TABLE = "ECS_CANARY_TABLE"
 ENV_STATE_MACHINE_ARN = "ECS_CANARY_STATE_MACHINE_ARN"
+ENV_COMMAND_FUNCTION = "ECS_CANARY_COMMAND_FUNCTION"
 OUTPUT_TABLE = "TableName"
 OUTPUT_STATE_MACHINE = "StateMachineArn"
+OUTPUT_COMMAND_FUNCTION = "CommandFunctionArn"
 
 
 class ContextError(Exception):
@@ -60,6 +63,7 @@ class StackContext:
     table_name: str
     state_machine_arn: str | None
     stack: str | None
+    command_function: str | None = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service_name: str) -> Any:
@@ -152,6 +156,7 @@ def resolve(
         raise ContextError("no AWS region configured: pass --region, set AWS_REGION or configure a profile")
     table_name = table or os.environ.get(ENV_TABLE) or None
     machine = state_machine_arn or os.environ.get(ENV_STATE_MACHINE_ARN) or None
+    command = os.environ.get(ENV_COMMAND_FUNCTION) or None
     stack_name = stack or os.environ.get(ENV_STACK) or DEFAULT_STACK
     if table_name is None:
         outputs = _stack_outputs(session, region_name, stack_name)
@@ -162,5 +167,6 @@ def resolve(
                 "is it an ecs-canary stack? Pass --table to name the table directly"
             )
         machine = machine or outputs.get(OUTPUT_STATE_MACHINE) or None
-        return StackContext(session, region_name, table_name, machine, stack_name)
-    return StackContext(session, region_name, table_name, machine, None)
+        command = command or outputs.get(OUTPUT_COMMAND_FUNCTION) or None
+        return StackContext(session, region_name, table_name, machine, stack_name, command)
+    return StackContext(session, region_name, table_name, machine, None, command)

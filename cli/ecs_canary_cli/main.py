@@ -19,7 +19,7 @@ from ecs_canary.registration import RegistrationConflict, RegistrationError
 from rich.console import Console
 from rich.text import Text
 
-from ecs_canary_cli.commands import deployments, offline, specs
+from ecs_canary_cli.commands import deployments, offline, operate, specs
 from ecs_canary_cli.commands.base import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, App, CliError
 from ecs_canary_cli.context import DEFAULT_STACK, ENV_STACK, ENV_STATE_MACHINE_ARN, ENV_TABLE, ContextError
 
@@ -149,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("spec", metavar="SPEC.yaml", help="spec file ('-' for stdin)")
     register.add_argument("--dry-run", action="store_true", help="run every check but store nothing")
 
+    deregister = command(
+        commands,
+        "deregister",
+        specs.deregister_command,
+        "remove a registered pair (refused while one of its deployments is active)",
+    )
+    deregister.add_argument("pair", metavar="PAIR")
+
     pairs = command(commands, "pairs", deployments.pairs_command, "list registered pairs")
     pairs.add_argument("--json", action="store_true", help="print JSON")
 
@@ -202,6 +210,45 @@ def build_parser() -> argparse.ArgumentParser:
         "release a pair's lock whose execution never started or has ended (operator escape hatch)",
     )
     unlock.add_argument("pair", metavar="PAIR")
+
+    def operator(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub = command(commands, name, handler, help_text)
+        sub.add_argument("pair", metavar="PAIR")
+        sub.add_argument(
+            "--reason", default="", metavar="TEXT", help="why (recorded in the deployment's history)"
+        )
+        return sub
+
+    abort = operator(
+        "abort", operate.abort_command, "fail the pair's active deployment back now (exit 0 once ABORTED)"
+    )
+    abort.add_argument("--no-wait", action="store_true", help="return once the abort is recorded")
+    abort.add_argument(
+        "--timeout",
+        type=_non_negative,
+        default=120.0,
+        metavar="S",
+        help="seconds to wait for the deployment to end (default 120)",
+    )
+    operator(
+        "pause",
+        operate.pause_command,
+        "stop progressing (the health gate, alarms and crash detection stay armed)",
+    )
+    operator("resume", operate.resume_command, "go on with a paused deployment now")
+    promote = operator(
+        "promote", operate.promote_command, "skip the rest of the current bake and go to the next step now"
+    )
+    promote.add_argument(
+        "--full",
+        action="store_true",
+        help="go to 100 %% and promote now, skipping the remaining steps and bakes (for emergencies)",
+    )
+    promote.add_argument(
+        "--skip-analysis",
+        action="store_true",
+        help="do not judge health before moving on (the gate is otherwise checked first)",
+    )
 
     local = commands.add_parser(
         "local", help="the offline AWS emulator", description="The offline AWS emulator."

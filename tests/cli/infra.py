@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from ecs_canary.canary import deployment_id_for
+from ecs_canary.flow.identity import deployment_id_for, execution_arn_for
 from ecs_canary.store import Release, Status, Store
 
 STACK = "ecs-canary"
@@ -131,7 +131,19 @@ def create_world() -> World:
         family="shop", containerDefinitions=[{"name": "app", "image": "shop:v1", "memory": 128}]
     )
     for name in (BLUE, GREEN):
-        world.ecs.create_service(cluster=CLUSTER, serviceName=name, taskDefinition="shop", desiredCount=1)
+        world.ecs.create_service(
+            cluster=CLUSTER,
+            serviceName=name,
+            taskDefinition="shop",
+            desiredCount=1,
+            loadBalancers=[
+                {
+                    "targetGroupArn": world.blue_tg if name == BLUE else world.green_tg,
+                    "containerName": "app",
+                    "containerPort": 80,
+                }
+            ],
+        )
     client("cloudwatch").put_metric_alarm(
         AlarmName=ALARM,
         MetricName="HTTPCode_Target_5XX_Count",
@@ -152,12 +164,12 @@ def start_deployment(
     rel = Release(service, release, f"arn:aws:ecs:us-east-1:123456789012:task-definition/shop:{release[-1]}")
     deployment_id = deployment_id_for(PAIR, rel)
     live = BLUE if service == GREEN else GREEN
-    claim = stack.store.claim(PAIR, deployment_id, rel, live)
+    arn = execution_arn_for(stack.state_machine_arn, deployment_id)
+    claim = stack.store.claim(PAIR, deployment_id, rel, live, execution_arn=arn, lease_seconds=900)
     assert claim.outcome == "claimed", claim
     if execution:
-        arn = stack.sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=deployment_id)[
-            "executionArn"
-        ]
+        started = stack.sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=deployment_id)
+        assert started["executionArn"] == arn
         stack.store.mark_started(PAIR, deployment_id, arn)
     return deployment_id
 
@@ -165,16 +177,31 @@ def start_deployment(
 def ramp(stack: Stack, deployment_id: str, *, steps: int = 1) -> None:
     """Snapshot the weights and record ``steps`` shifts of the 10/50/100 plan."""
     pair = stack.store.get_pair(PAIR)
-    stack.store.begin(PAIR, deployment_id, {BLUE: 100, GREEN: 0}, pair.spec)
-    stack.store.note(PAIR, deployment_id, "steady", f"{GREEN} is steady: 1/1 tasks running")
+    owner = execution_arn_for(stack.state_machine_arn, deployment_id)
+    stack.store.begin(PAIR, deployment_id, owner=owner, snapshot={BLUE: 100, GREEN: 0}, spec=pair.spec)
+    stack.store.note(
+        PAIR, deployment_id, owner=owner, event="steady", message=f"{GREEN} is steady: 1/1 tasks running"
+    )
     for index, percent in enumerate((10, 50, 100)[:steps]):
         weights = {BLUE: 100 - percent, GREEN: percent}
-        stack.store.record_step(
+        stack.store.begin_shift(
             PAIR,
             deployment_id,
+            owner=owner,
+            weights=weights,
+            step_index=index,
+            percent=percent,
+            lease_seconds=90,
+        )
+        stack.store.record_shift(
+            PAIR,
+            deployment_id,
+            owner=owner,
             step_index=index,
             percent=percent,
             weights=weights,
+            bake_seconds=60,
+            change_id=None,
             message=f"step {index + 1}/3: {percent}% to {GREEN}",
         )
 

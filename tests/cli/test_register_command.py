@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ecs_canary.flow.identity import execution_arn_for
 from ecs_canary.store import Release
 
 from .conftest import Run
@@ -89,7 +90,14 @@ def test_register_refused_while_a_deployment_is_active(
 ) -> None:
     spec = write(tmp_path, world.spec())
     assert run("register", spec).code == 0
-    stack.store.claim(PAIR, "dep-1", Release(GREEN, "ecs-svc/9", "td:9"), BLUE)
+    stack.store.claim(
+        PAIR,
+        "dep-1",
+        Release(GREEN, "ecs-svc/9", "td:9"),
+        BLUE,
+        execution_arn=execution_arn_for(stack.state_machine_arn, "dep-1"),
+        lease_seconds=900,
+    )
 
     result = run("register", spec)
 
@@ -107,3 +115,45 @@ def test_invalid_spec_never_reaches_aws(run: Run, tmp_path: Path) -> None:
     assert "spec.yaml is invalid" in result.err
     assert "cluster: Field required" in result.err
     assert "no-such-stack" not in result.err
+
+
+def test_deregister_removes_the_pair_and_its_index(
+    run: Run, stack: Stack, world: World, tmp_path: Path
+) -> None:
+    assert run("register", write(tmp_path, world.spec())).code == 0
+    assert stack.store.pair_for_service("arn:aws:ecs:us-east-1:123456789012:cluster/prod", GREEN) is not None
+
+    result = run("deregister", PAIR)
+
+    assert result.code == 0, result.err
+    assert f"deregistered pair {PAIR}" in result.out
+    assert stack.store.list_pairs() == []
+    assert stack.store.pair_for_service("prod", GREEN) is None
+    assert stack.store.pair_for_service("prod", BLUE) is None
+
+
+def test_deregister_refused_while_a_deployment_is_active(
+    run: Run, stack: Stack, world: World, tmp_path: Path
+) -> None:
+    assert run("register", write(tmp_path, world.spec())).code == 0
+    stack.store.claim(
+        PAIR,
+        "dep-1",
+        Release(GREEN, "ecs-svc/9", "td:9"),
+        BLUE,
+        execution_arn=execution_arn_for(stack.state_machine_arn, "dep-1"),
+        lease_seconds=900,
+    )
+
+    result = run("deregister", PAIR)
+
+    assert result.code == 1
+    assert "has an active deployment" in result.err
+    assert [p.spec.name for p in stack.store.list_pairs()] == [PAIR]
+
+
+def test_deregister_of_an_unknown_pair(run: Run, stack: Stack) -> None:
+    result = run("deregister", "nope")
+
+    assert result.code == 2
+    assert result.err.strip() == "no service pair named 'nope' is registered"

@@ -71,26 +71,27 @@ def test_starting_deployment_whose_execution_did_start(run: Run, stack: Stack, r
 
 
 def test_starting_deployment_without_a_known_state_machine(run: Run, stack: Stack, registered: World) -> None:
+    """The record names its one execution when the release is claimed, so no stack is needed to check it."""
     deployment_id = start_deployment(stack, execution=False)
 
     result = run("unlock", PAIR, "--table", TABLE)
 
     assert result.code == 0, result.err
-    assert (
-        f"deployment {deployment_id} is STARTING and no state machine is known to have run it" in result.out
-    )
+    assert f"deployment {deployment_id} is STARTING and its execution was never started" in result.out
     assert stack.store.active_deployment_id(PAIR) is None
 
 
-def test_execution_that_no_longer_exists(run: Run, stack: Stack, registered: World) -> None:
-    deployment_id = start_deployment(stack, execution=False)
-    missing = execution_arn(stack, "gone")
-    stack.store.mark_started(PAIR, deployment_id, missing)
+def test_running_deployment_whose_execution_no_longer_exists(
+    run: Run, stack: Stack, registered: World
+) -> None:
+    deployment_id = start_deployment(stack, execution=True)
+    owner = execution_arn(stack, deployment_id)
+    stack.sfn.delete_state_machine(stateMachineArn=stack.state_machine_arn)
 
     result = run("unlock", PAIR)
 
     assert result.code == 0, result.err
-    assert f"its execution {missing} does not exist" in result.out
+    assert f"its execution {owner} does not exist" in result.out
     assert stack.store.active_deployment_id(PAIR) is None
 
 

@@ -7,6 +7,9 @@ events → EventBridge rule → filter Lambda → Step Functions execution.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -32,10 +35,13 @@ from ecs_canary_cli.demo.infra import (
 )
 from ecs_canary_cli.demo.runner import cached_clients, repo_template, wait_for_deployment
 from ecs_canary_cli.demo.traffic import TrafficSimulator, read_weights
-from ecs_canary_cli.local import Emulator
+from ecs_canary_cli.local import Emulator, control
 
 TIME_SCALE = 0.01
 """A 60 s bake lasts 0.6 s."""
+STACK_PARAMETERS = {"LogLevel": "WARNING", "LockLeaseSeconds": "3"}
+"""A short lease lets the sweeper (every 5 emulated minutes: 3 s) look at every lock."""
+ROOT = Path(__file__).resolve().parents[2]
 FAST_PLAN = "Linear50PercentEvery2Minutes"
 """Two steps (50%, 100%): enough to see a shift, a bake and a promotion.
 
@@ -67,15 +73,26 @@ class World:
         self.pairs.append(pair)
         return pair
 
-    def register(self, pair: PairInfra, **spec: Any) -> Pair:
-        """Register the pair with the spec ``spec_for`` writes (keyword overrides), then send it traffic."""
+    def register(self, pair: PairInfra, *, extra: Mapping[str, Any] | None = None, **spec: Any) -> Pair:
+        """Register the pair with the spec ``spec_for`` writes (keyword overrides), then send it traffic.
+
+        ``extra`` adds or replaces top-level spec fields (``on_drift``, ``on_new_release``) and
+        ``health`` fields.
+        """
+        document = spec_for(pair, **{"plan": FAST_PLAN, **spec})
+        for key, value in (extra or {}).items():
+            if key == "health":
+                document["health"].update(value)
+            else:
+                document[key] = value
         registered = register(
             self.store,
-            parse_spec(spec_for(pair, **{"plan": FAST_PLAN, **spec})),
+            parse_spec(document),
             ecs=self.clients("ecs"),
             elbv2=self.clients("elbv2"),
             route53=self.clients("route53"),
             cloudwatch=self.clients("cloudwatch"),
+            sts=self.clients("sts"),
         )
         self.traffic.add_pair(pair)
         return registered
@@ -132,17 +149,83 @@ class World:
                 return found
             kwargs["nextToken"] = page["nextToken"]
 
-    def execution_status(self, dep: Deployment) -> str:
+    def execution_status(self, dep: Deployment, *, timeout: float = 30.0) -> str:
+        """How the deployment's execution ended (a closed record's execution has a last state to run)."""
         assert dep.execution_arn is not None
-        return str(self.clients("stepfunctions").describe_execution(executionArn=dep.execution_arn)["status"])
+        sfn = self.clients("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            status = str(sfn.describe_execution(executionArn=dep.execution_arn)["status"])
+            if status != "RUNNING" or not dep.status.terminal or time.monotonic() >= deadline:
+                return status
+            time.sleep(0.05)
 
     def weights(self, pair: PairInfra) -> dict[str, int]:
         return read_weights(self.clients, pair)
 
+    def deployment(self, pair: PairInfra, task_definition: str) -> Deployment:
+        """The record of the release of ``task_definition`` (any status)."""
+        found = [
+            d for d in self.store.list_deployments(pair.name) if d.release.task_definition == task_definition
+        ]
+        assert found, f"no deployment of {task_definition}"
+        return found[0]
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = self.clients("stepfunctions")
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
+    def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """``ecs-canary ARGV`` as a user runs it in a shell pointed at the emulator (its own process)."""
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            "AWS_ENDPOINT_URL": self.emulator.endpoint,
+            "AWS_REGION": self.emulator.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "ECS_CANARY_STACK": "ecs-canary",
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "ecs_canary_cli.main", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+            cwd=ROOT,
+        )
+
+    def release_tasks(self, pair: PairInfra, service: str, deployment: str) -> list[dict[str, Any]]:
+        """The RUNNING tasks of ``service`` started by ECS deployment ``deployment``."""
+        ecs = self.clients("ecs")
+        arns = ecs.list_tasks(cluster=pair.cluster, serviceName=service)["taskArns"]
+        if not arns:
+            return []
+        tasks = ecs.describe_tasks(cluster=pair.cluster, tasks=arns)["tasks"]
+        return [t for t in tasks if t.get("startedBy") == deployment and t["lastStatus"] == "RUNNING"]
+
+    def exit_container(self, pair: PairInfra, task_arn: str, exit_code: int = 1) -> dict[str, Any]:
+        """Make the task's essential container exit (the emulator's API: containers never run here)."""
+        return control.call(
+            self.emulator.endpoint,
+            "POST",
+            "ecs/exit-container",
+            {"cluster": pair.cluster, "task": task_arn, "exitCode": exit_code, "reason": "crashed in a test"},
+        )
+
 
 @pytest.fixture(scope="package")
 def emulator() -> Iterator[Emulator]:
-    with Emulator(time_scale=TIME_SCALE, template=repo_template(), parameters={"LogLevel": "WARNING"}) as emu:
+    with Emulator(time_scale=TIME_SCALE, template=repo_template(), parameters=STACK_PARAMETERS) as emu:
         yield emu
 
 

@@ -101,7 +101,7 @@ def test_alarm_at_a_middle_step_fails_back_to_the_exact_snapshot(world: World) -
     assert dep.status is Status.FAILED
     assert dep.step_index == 1, "rolled back at step 2/4"
     assert dep.percent == 50
-    assert f"alarm {green.name}-5xx is in ALARM" in (dep.reason or "")
+    assert f"alarm {green.name}-5xx went into ALARM" in (dep.reason or "")
     assert [h["percent"] for h in history_events(dep, "shifted")] == [25, 50]
     assert dep.snapshot == before
     assert world.weights(pair) == before, "weights equal the snapshot exactly"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +12,6 @@ from ecs_canary.registration import RegistrationError, register
 from ecs_canary.spec import parse_spec
 from ecs_canary.store import Status
 from ecs_canary_cli.demo.infra import spec_for, write_spec
-from ecs_canary_cli.main import main
 
 from .conftest import World
 
@@ -54,42 +54,29 @@ def test_deployment_of_an_unregistered_service_is_ignored(world: World) -> None:
     assert world.weights(pair) == before
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, world: World, *argv: str) -> int:
-    """Run ``ecs-canary ARGV`` as a user would, pointed at the emulator through the environment.
-
-    The emulator runs Lambda handlers in this process with their own ``os.environ`` swapped in,
-    restoring the previous one afterwards, so the variables are set only once nothing is running.
-    """
-    assert world.emulator.wait_for_idle(10)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", world.emulator.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return main([*argv, "--table", world.store.table, "--region", world.emulator.region])
+def _cli(world: World, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``ecs-canary ARGV`` as a user runs it, in its own process pointed at the emulator."""
+    return world.cli(*argv, "--table", world.store.table, "--region", world.emulator.region)
 
 
-def test_invalid_spec_is_refused_naming_the_field(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_invalid_spec_is_refused_naming_the_field(world: World, tmp_path: Path) -> None:
     pair = world.alb_pair("invalid")
     spec = spec_for(pair)
     spec["health"]["metrics"]["max_5xx_percent"] = 250
     spec["plan"] = "Linear200PercentEvery1Minute"
     path = write_spec(spec, tmp_path / "invalid.yaml")
 
-    code = _cli(monkeypatch, world, "register", str(path))
+    result = _cli(world, "register", str(path))
 
-    err = capsys.readouterr().err
-    assert code == 2
+    err = result.stderr
+    assert result.returncode == 2
     assert "health.metrics.max_5xx_percent" in err
     assert "Linear200PercentEvery1Minute" in err
     with pytest.raises(Exception, match="no service pair named"):
         world.store.get_pair(pair.name)
 
 
-def test_spec_naming_missing_resources_is_refused_by_registration(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_spec_naming_missing_resources_is_refused_by_registration(world: World, tmp_path: Path) -> None:
     """A spec that parses but names an alarm that does not exist: every problem named, nothing stored."""
     pair = world.alb_pair("missing")
     spec = spec_for(pair, alarms=["missing-a-5xx", "no-such-alarm"])
@@ -101,12 +88,14 @@ def test_spec_naming_missing_resources_is_refused_by_registration(
             elbv2=world.clients("elbv2"),
             route53=world.clients("route53"),
             cloudwatch=world.clients("cloudwatch"),
+            sts=world.clients("sts"),
         )
     assert refused.value.problems == ("CloudWatch alarm no-such-alarm does not exist",)
 
     path = tmp_path / "missing.yaml"
     path.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    assert _cli(monkeypatch, world, "register", str(path)) == 2
-    assert "CloudWatch alarm no-such-alarm does not exist" in capsys.readouterr().err
+    result = _cli(world, "register", str(path))
+    assert result.returncode == 2
+    assert "CloudWatch alarm no-such-alarm does not exist" in result.stderr
     with pytest.raises(Exception, match="no service pair named"):
         world.store.get_pair(pair.name)

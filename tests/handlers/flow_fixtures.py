@@ -1,11 +1,17 @@
 """A complete ecs-canary world in moto for handler-level flow tests.
 
 Loaded by the flow test modules with ``pytest_plugins = ["flow_fixtures"]``. It builds REAL
-(moto) resources: the DynamoDB table with the key schema read from ``template.yaml``, the state
-machine from ``statemachine/canary.asl.json`` (moto only records its executions), an ECS cluster
-with two services, an ALB whose listener forwards to two target groups, a hosted zone with two
-weighted records and the CloudWatch alarms of the health gate. Pairs are registered with
-``Store.put_pair`` and the handlers are called as Lambda would call them.
+(moto) resources: the DynamoDB table (key schema and the sparse ``Locks`` index read from
+``template.yaml``), the state machine from ``statemachine/canary.asl.json`` (moto only records its
+executions, it does not run them), an ECS cluster with two services, an ALB whose listener forwards
+to two target groups, a hosted zone with two weighted records and the CloudWatch alarms of the
+health gate. Pairs are registered with ``Store.put_pair`` and the handlers are called as Lambda
+would call them, with the payloads the state machine builds (``$$.Execution.Id`` as ``execution``).
+
+moto's ECS keeps one deployment per service whatever UpdateService does, so :meth:`Flow.new_release`
+shapes the service's deployments in moto's backend the way ECS reports a new release (a new PRIMARY
+with its task definition, the previous one ACTIVE while it drains). That is the AWS side of the
+world; the product code only ever sees it through DescribeServices.
 
 PYTEST_DONT_REWRITE (test modules import constants from here before pytest_plugins loads it).
 """
@@ -29,11 +35,14 @@ import botocore.session
 import moto  # noqa: F401 - registers moto's botocore hook before the shared session below exists
 import pytest
 import yaml
-from boto3.dynamodb.types import TypeDeserializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 from ecs_canary import aws
+from ecs_canary.flow.identity import execution_arn_for
 from ecs_canary.spec import ServicePairSpec, parse_spec
-from ecs_canary.store import Pair, Store
+from ecs_canary.store import Deployment, Pair, Store
 from moto.core.botocore_stubber import BotocoreStubber
+from moto.ecs.models import ecs_backends
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -44,12 +53,16 @@ REGION = "us-east-1"
 TABLE = "ecs-canary-test"
 PAIR = "web"
 CLUSTER = "prod"
+CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}"
 BLUE, GREEN = "web-blue", "web-green"
 SET_IDS = {BLUE: "blue", GREEN: "green"}
 RECORD = "api.example.com."
 ALARMS = {BLUE: "web-blue-5xx", GREEN: "web-green-5xx"}  # each service's own (services[].alarms)
 PAIR_ALARM = "web-latency"  # the pair's (health.alarms), judged whichever service is green
 STEPS = (10, 50, 100)
+BAKE = 60
+PROPAGATION = {"alb": 0, "route53": 30}  # the records' TTL; an ALB applies changes at once
+TOKEN = "watch-token-1"
 
 ROUTERS = ("alb", "route53")
 
@@ -78,9 +91,27 @@ def template() -> dict[str, Any]:
 
 
 def table_schema() -> dict[str, Any]:
-    """KeySchema, AttributeDefinitions and BillingMode of the template's CanaryTable."""
+    """KeySchema, AttributeDefinitions, BillingMode and the indexes of the template's CanaryTable."""
     props = template()["Resources"]["CanaryTable"]["Properties"]
-    return {k: props[k] for k in ("KeySchema", "AttributeDefinitions", "BillingMode")}
+    keys = ("KeySchema", "AttributeDefinitions", "BillingMode", "GlobalSecondaryIndexes")
+    return {k: props[k] for k in keys if k in props}
+
+
+@functools.cache
+def asl() -> dict[str, Any]:
+    return dict(json.loads(ASL.read_text()))
+
+
+def _branch_state(name: str) -> dict[str, Any]:
+    for branch in asl()["States"]["Roll out"]["Branches"]:
+        if name in branch["States"]:
+            return dict(branch["States"][name])
+    return dict(asl()["States"][name])
+
+
+def result_keys(state: str) -> tuple[str, ...]:
+    """The keys a state's ResultSelector keeps from its function's payload."""
+    return tuple(key.removesuffix(".$") for key in _branch_state(state)["ResultSelector"])
 
 
 def state_machine_definition() -> str:
@@ -88,11 +119,12 @@ def state_machine_definition() -> str:
     props = template()["Resources"]["CanaryStateMachine"]["Properties"]
     text = ASL.read_text()
     for key in props["DefinitionSubstitutions"]:
-        value = (
-            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{key}"
-            if key.endswith("FunctionArn")
-            else "arn:aws:states:::lambda:invoke"
-        )
+        if key.endswith("FunctionArn"):
+            value = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{key}"
+        elif "Wait" in key:
+            value = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+        else:
+            value = "arn:aws:states:::lambda:invoke"
         text = text.replace("${" + key + "}", value)
     assert "${" not in text, "unsubstituted placeholder left in the state machine definition"
     return text
@@ -117,7 +149,240 @@ class FakeContext:
         return 300_000
 
 
-HANDLERS = ("filter", "prepare", "steady", "advance", "promote", "rollback", "reconcile")
+HANDLERS = (
+    "filter",
+    "prepare",
+    "steady",
+    "listen",
+    "advance",
+    "promote",
+    "rollback",
+    "rollback_failed",
+    "reconcile",
+    "interrupt",
+    "command",
+    "sweeper",
+)
+
+
+def catch(error: str, message: str | None = None) -> dict[str, Any]:
+    """What a Catch stores at ``$.error`` for a Lambda error: its name and its JSON error payload."""
+    if message is None:
+        return {"Error": error}
+    return {"Error": error, "Cause": json.dumps({"errorMessage": message, "errorType": error})}
+
+
+# ---- Step Functions task tokens -------------------------------------------------------------------
+
+
+@dataclass
+class TaskTokens:
+    """Every SendTaskSuccess/SendTaskFailure the product makes, answered as Step Functions would.
+
+    moto's Step Functions (which records executions without running them) accepts any token. A
+    token in ``gone`` is answered with the error code it maps to, as real Step Functions answers
+    once the waiting task has ended (TaskDoesNotExist, TaskTimedOut, InvalidToken), or with any
+    other error a test needs (AccessDeniedException). Answered calls carry ``answered``.
+    """
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    gone: dict[str, str] = field(default_factory=dict)
+
+    def failures(self, token: str | None = None) -> list[dict[str, Any]]:
+        return [c for c in self.calls if c["op"] == "failure" and (token is None or c["token"] == token)]
+
+    def successes(self, token: str | None = None) -> list[dict[str, Any]]:
+        return [c for c in self.calls if c["op"] == "success" and (token is None or c["token"] == token)]
+
+
+def _spy_task_tokens(monkeypatch: pytest.MonkeyPatch, sfn: Any) -> TaskTokens:
+    tokens = TaskTokens()
+    real_failure, real_success = sfn.send_task_failure, sfn.send_task_success
+
+    def answer(token: str, operation: str) -> None:
+        if token in tokens.gone:
+            tokens.calls[-1]["answered"] = tokens.gone[token]
+            code = tokens.gone[token]
+            raise ClientError({"Error": {"Code": code, "Message": f"{code}: {token}"}}, operation)
+
+    def send_task_failure(**kwargs: Any) -> Any:
+        tokens.calls.append({"op": "failure", "token": kwargs["taskToken"], **kwargs})
+        answer(kwargs["taskToken"], "SendTaskFailure")
+        return real_failure(**kwargs)
+
+    def send_task_success(**kwargs: Any) -> Any:
+        tokens.calls.append(
+            {"op": "success", "token": kwargs["taskToken"], "output": json.loads(kwargs["output"])}
+        )
+        answer(kwargs["taskToken"], "SendTaskSuccess")
+        return real_success(**kwargs)
+
+    monkeypatch.setattr(sfn, "send_task_failure", send_task_failure)
+    monkeypatch.setattr(sfn, "send_task_success", send_task_success)
+    return tokens
+
+
+# ---- one deployment's execution -------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One execution of the state machine, whose states the tests invoke one by one.
+
+    ``execution`` is the execution's ARN (``$$.Execution.Id``), which the deployment record names as
+    its owner; pass another one to play a copy of the execution.
+    """
+
+    flow: Flow
+    deployment_id: str
+    input: dict[str, Any]
+    execution: str
+    last: dict[str, Any] = field(default_factory=dict)
+    """The last full payload a state's function returned (before its ResultSelector)."""
+
+    # -- the states ------------------------------------------------------------------------------
+
+    def prepare(self, *, execution: str | None = None) -> dict[str, Any]:
+        """ "Load spec and snapshot traffic" (OutputPath ``$.Payload``: its output is the new state)."""
+        out = dict(
+            self.flow.invoke("prepare", {"input": self.input, "execution": execution or self.execution})
+        )
+        self.last = out
+        return out
+
+    def steady(self, state: Mapping[str, Any], *, execution: str | None = None) -> dict[str, Any]:
+        """ "Wait for green to be steady": the new state (ResultSelector into ``$.steady``)."""
+        payload = {
+            "deployment": state["deployment"],
+            "steady": state["steady"],
+            "execution": execution or self.execution,
+        }
+        out = dict(self.flow.invoke("steady", payload))
+        self.last = out
+        keys = result_keys("Wait for green to be steady")
+        assert set(keys) <= set(out), out
+        return {**state, "steady": {k: out[k] for k in keys}}
+
+    def listen(
+        self, state: Mapping[str, Any], token: str = TOKEN, *, execution: str | None = None
+    ) -> dict[str, Any]:
+        """ "Watch for alarms, crashes, new releases and operators": stores the task token."""
+        payload = {
+            "deployment": state["deployment"],
+            "token": token,
+            "execution": execution or self.execution,
+        }
+        out = dict(self.flow.invoke("listen", payload))
+        self.last = out
+        return out
+
+    def advance(self, state: Mapping[str, Any], *, execution: str | None = None) -> dict[str, Any]:
+        """ "Check health and shift traffic": the new state (ResultSelector into ``$.cursor``)."""
+        payload = {
+            "deployment": state["deployment"],
+            "cursor": state["cursor"],
+            "execution": execution or self.execution,
+        }
+        out = dict(self.flow.invoke("advance", payload))
+        self.last = out
+        keys = result_keys("Check health and shift traffic")
+        assert set(keys) <= set(out), out
+        return {**state, "cursor": {k: out[k] for k in keys}}
+
+    def reenter(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """ "Act on the operator's command": ``$.cursor.reentered`` set, then "Roll out" again."""
+        return {**state, "cursor": {**state["cursor"], "reentered": True}}
+
+    def promote(self, state: Mapping[str, Any], *, execution: str | None = None) -> dict[str, Any]:
+        payload = {
+            "deployment": state["deployment"],
+            "cursor": state["cursor"],
+            "execution": execution or self.execution,
+        }
+        out = dict(self.flow.invoke("promote", payload))
+        self.last = out
+        assert set(result_keys("Promote green")) <= set(out), out
+        return out
+
+    def rollback(
+        self, error: Mapping[str, Any] | None = None, *, execution: str | None = None
+    ) -> dict[str, Any]:
+        """ "Roll back" with the state's pair and deployment id and what the Catch stored."""
+        payload = {
+            "pair": self.input["pair"],
+            "deployment_id": self.deployment_id,
+            "error": None if error is None else dict(error),
+            "execution": execution or self.execution,
+        }
+        out = dict(self.flow.invoke("rollback", payload))
+        self.last = out
+        assert set(result_keys("Roll back")) <= set(out), out
+        return out
+
+    def rollback_failed(
+        self,
+        error: Mapping[str, Any] | None,
+        rollback_error: Mapping[str, Any] | None,
+        *,
+        execution: str | None = None,
+    ) -> dict[str, Any]:
+        payload = {
+            "pair": self.input["pair"],
+            "deployment_id": self.deployment_id,
+            "error": None if error is None else dict(error),
+            "rollback_error": None if rollback_error is None else dict(rollback_error),
+            "execution": execution or self.execution,
+        }
+        out = dict(self.flow.invoke("rollback_failed", payload))
+        self.last = out
+        return out
+
+    def rolling(self) -> dict[str, Any]:
+        """Prepare, pass the steady check and arm the watch: the state the first tick gets."""
+        state = self.prepare()
+        state = self.steady(state)
+        assert state["steady"]["steady"] is True, state["steady"]
+        self.listen(state)
+        return state
+
+    def to_step(self, state: dict[str, Any], step_index: int) -> dict[str, Any]:
+        """Tick until the record's ramp is at ``step_index``."""
+        for _ in range(10):
+            if state["cursor"]["step_index"] >= step_index:
+                return state
+            state = self.advance(state)
+        raise AssertionError(f"never reached step {step_index}: {state['cursor']}")
+
+    # -- the record ------------------------------------------------------------------------------
+
+    def record(self) -> Deployment:
+        return self.flow.store.get_deployment(self.input["pair"], self.deployment_id)
+
+    def item(self) -> dict[str, Any]:
+        got = self.flow.item(f"DEPLOYMENT#{self.deployment_id}", self.input["pair"])
+        assert got is not None
+        return got
+
+    def events(self) -> list[str]:
+        return [str(h["event"]) for h in self.record().history]
+
+    def backdate(self, seconds: int) -> None:
+        """Time passes: the record's last shift (and its bake) happened ``seconds`` earlier."""
+        record = self.record()
+        values: dict[str, Any] = {}
+        sets: list[str] = []
+        for name in ("shifted_at", "bake_until"):
+            current = getattr(record, name)
+            if current is not None:
+                moved = datetime.fromisoformat(current.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+                values[f":{name}"] = _iso(moved)
+                sets.append(f"{name} = :{name}")
+        assert sets, "nothing to backdate: no shift recorded"
+        self.flow.update_record(self.deployment_id, "SET " + ", ".join(sets), values)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # ---- the world -----------------------------------------------------------------------------------
@@ -138,6 +403,7 @@ class Flow:
     target_groups: dict[str, str]
     zone_id: str
     task_definitions: dict[str, str]
+    tokens: TaskTokens
     handlers: dict[str, ModuleType] = field(default_factory=dict)
     router: str = "alb"
     _tasks: int = 0
@@ -148,6 +414,9 @@ class Flow:
     def invoke(self, name: str, event: Any) -> Any:
         return self.handlers[name].handler(event, FakeContext(aws_request_id=f"req-{name}"))
 
+    def execution_arn(self, deployment_id: str) -> str:
+        return execution_arn_for(self.state_machine_arn, deployment_id)
+
     # -- registration -----------------------------------------------------------------------------
 
     def spec(
@@ -155,11 +424,15 @@ class Flow:
         router: str = "alb",
         *,
         steps: tuple[int, ...] = STEPS,
+        bake_seconds: int = BAKE,
         alarms: tuple[str, ...] = (PAIR_ALARM,),
         service_alarms: bool = True,
         metrics: Mapping[str, Any] | None = None,
         max_inconclusive: int = 3,
+        max_stopped_tasks: int | None = None,
         weight_total: int = 100,
+        on_drift: str | None = None,
+        on_new_release: str | None = None,
         name: str = PAIR,
     ) -> ServicePairSpec:
         services: list[dict[str, Any]] = [
@@ -178,17 +451,22 @@ class Flow:
         health: dict[str, Any] = {"alarms": list(alarms), "max_inconclusive": max_inconclusive}
         if metrics is not None:
             health["metrics"] = dict(metrics)
-        return parse_spec(
-            {
-                "name": name,
-                "cluster": CLUSTER,
-                "services": services,
-                "router": router_spec,
-                "plan": {"type": "steps", "steps": list(steps), "bake_seconds": 60},
-                "health": health,
-                "weight_total": weight_total,
-            }
-        )
+        if max_stopped_tasks is not None:
+            health["max_stopped_tasks"] = max_stopped_tasks
+        doc: dict[str, Any] = {
+            "name": name,
+            "cluster": CLUSTER,
+            "services": services,
+            "router": router_spec,
+            "plan": {"type": "steps", "steps": list(steps), "bake_seconds": bake_seconds},
+            "health": health,
+            "weight_total": weight_total,
+        }
+        if on_drift is not None:
+            doc["on_drift"] = on_drift
+        if on_new_release is not None:
+            doc["on_new_release"] = on_new_release
+        return parse_spec(doc)
 
     def register(
         self,
@@ -196,6 +474,7 @@ class Flow:
         *,
         snapshot: Mapping[str, int] | None = None,
         live: str = BLUE,
+        cluster_arn: str | None = None,
         **spec_kwargs: Any,
     ) -> Pair:
         """Register the pair with ``live`` live, green's current ECS deployment as its baseline.
@@ -206,20 +485,32 @@ class Flow:
         idle = GREEN if live == BLUE else BLUE
         self.set_weights(snapshot if snapshot is not None else {live: 100, idle: 0})
         return self.store.put_pair(
-            self.spec(router, **spec_kwargs), live_service=live, idle_baseline=self.deployment_of(idle)
+            self.spec(router, **spec_kwargs),
+            live_service=live,
+            idle_baseline=self.deployment_of(idle),
+            cluster_arn=cluster_arn,
         )
 
     # -- ECS ----------------------------------------------------------------------------------------
+
+    def _service(self, service: str) -> Any:
+        """moto's model of the ECS service (to shape its deployments as ECS reports them)."""
+        return ecs_backends[ACCOUNT][REGION].services[f"{CLUSTER}:{service}"]
 
     def deployment_of(self, service: str) -> str:
         described = self.ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]
         return str(next(d["id"] for d in described["deployments"] if d["status"] == "PRIMARY"))
 
-    def new_release(self, service: str) -> str:
+    def deployments(self, service: str) -> list[tuple[str, str, str]]:
+        """(id, status, task definition) of the service's deployments as DescribeServices reports them."""
+        described = self.ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]
+        return [(d["id"], d["status"], d["taskDefinition"]) for d in described["deployments"]]
+
+    def new_release(self, service: str, *, keep_previous: bool = False) -> str:
         """Roll ``service`` to a new task definition revision; returns the new ECS deployment id.
 
-        Real ECS starts a new ``ecs-svc/<n>`` deployment on UpdateService; moto keeps the old
-        one, so the id is minted here (it is what the release's tasks carry as ``startedBy``).
+        ECS starts a new ``ecs-svc/<n>`` PRIMARY deployment on UpdateService and keeps the previous
+        one ACTIVE while its tasks drain (``keep_previous``); its tasks carry the id as ``startedBy``.
         """
         revision = self.ecs.register_task_definition(
             family=service,
@@ -228,37 +519,96 @@ class Flow:
         self.task_definitions[service] = revision
         self.ecs.update_service(cluster=CLUSTER, service=service, taskDefinition=revision)
         self._releases += 1
-        return f"ecs-svc/{9_000_000_000_000_000_000 + self._releases}"
+        release = f"ecs-svc/{9_000_000_000_000_000_000 + self._releases}"
+        model = self._service(service)
+        template_deployment = dict(model.deployments[0])
+        previous = [{**d, "status": "ACTIVE"} for d in model.deployments] if keep_previous else []
+        model.deployments = [
+            {
+                **template_deployment,
+                "id": release,
+                "taskDefinition": revision,
+                "status": "PRIMARY",
+                "rolloutState": "COMPLETED",
+                "rolloutStateReason": f"ECS deployment {release} completed.",
+            },
+            *previous,
+        ]
+        return release
+
+    def set_primary(self, service: str, deployment_id: str, task_definition: str) -> None:
+        """ECS rolled ``service`` to (or back to) ``deployment_id`` running ``task_definition``."""
+        model = self._service(service)
+        model.deployments = [
+            {
+                **dict(model.deployments[0]),
+                "id": deployment_id,
+                "taskDefinition": task_definition,
+                "status": "PRIMARY",
+                "rolloutState": "COMPLETED",
+            }
+        ]
+
+    def drop_deployments(self, service: str) -> None:
+        """The service reports no deployment at all (e.g. it is being replaced)."""
+        self._service(service).deployments = []
 
     def task_event(
         self,
         service: str | None,
-        started_by: str,
+        started_by: str | None,
         *,
         task_definition: str | None = None,
         last_status: str = "RUNNING",
+        desired_status: str | None = None,
         task_id: str | None = None,
         cluster: str | None = None,
+        stop_code: str | None = None,
+        stopped_reason: str | None = None,
+        exit_code: int | None = None,
     ) -> dict[str, Any]:
-        """An EventBridge "ECS Task State Change" event as the filter's rule delivers it."""
+        """An EventBridge "ECS Task State Change" event as the rules deliver it."""
         self._tasks += 1
         task_id = task_id or f"{self._tasks:032x}"
-        cluster_arn = cluster or f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}"
+        cluster_arn = cluster or CLUSTER_ARN
+        container: dict[str, Any] = {"name": "app", "lastStatus": last_status}
+        if exit_code is not None:
+            container["exitCode"] = exit_code
         detail: dict[str, Any] = {
             "clusterArn": cluster_arn,
             "taskArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{CLUSTER}/{task_id}",
-            "taskDefinitionArn": task_definition or self.task_definitions.get(service or "", "td:1"),
-            "startedBy": started_by,
+            "taskDefinitionArn": task_definition
+            or self.task_definitions.get(
+                service or "", f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/x:1"
+            ),
             "lastStatus": last_status,
-            "desiredStatus": "RUNNING",
+            "desiredStatus": desired_status or ("STOPPED" if last_status == "STOPPED" else "RUNNING"),
             "launchType": "FARGATE",
-            "containers": [{"name": "app", "lastStatus": last_status}],
+            "containers": [container],
         }
-        if service is not None:
-            detail["group"] = f"service:{service}"
-        else:
-            detail["group"] = "family:batch"
+        if started_by is not None:
+            detail["startedBy"] = started_by
+        if stop_code is not None:
+            detail["stopCode"] = stop_code
+        if stopped_reason is not None:
+            detail["stoppedReason"] = stopped_reason
+        detail["group"] = f"service:{service}" if service is not None else "family:batch"
         return eventbridge_event("aws.ecs", "ECS Task State Change", detail, resources=[detail["taskArn"]])
+
+    def alarm_event(self, name: str, state: str, reason: str = "Threshold Crossed") -> dict[str, Any]:
+        """An EventBridge "CloudWatch Alarm State Change" event."""
+        detail = {
+            "alarmName": name,
+            "state": {"value": state, "reason": reason, "timestamp": "2026-01-01T00:00:00.000+0000"},
+            "previousState": {"value": "OK", "reason": "quiet", "timestamp": "2026-01-01T00:00:00.000+0000"},
+            "configuration": {"metrics": []},
+        }
+        arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+        return eventbridge_event("aws.cloudwatch", "CloudWatch Alarm State Change", detail, resources=[arn])
+
+    def command(self, command: str, *, by: str = "arn:aws:iam::123456789012:user/jane", **extra: Any) -> Any:
+        """The command function as the CLI invokes it."""
+        return self.invoke("command", {"pair": PAIR, "command": command, "by": by, **extra})
 
     # -- traffic -------------------------------------------------------------------------------------
 
@@ -319,6 +669,9 @@ class Flow:
         out = [{k: des.deserialize(v) for k, v in item.items()} for item in raw]
         return sorted(out, key=lambda i: (i["pk"], i["sk"]))
 
+    def records(self) -> list[dict[str, Any]]:
+        return [i for i in self.items() if str(i["sk"]).startswith("DEPLOYMENT#")]
+
     def item(self, sk: str, pair: str = PAIR) -> dict[str, Any] | None:
         des = TypeDeserializer()
         got = self.ddb.get_item(TableName=TABLE, Key={"pk": {"S": f"PAIR#{pair}"}, "sk": {"S": sk}})
@@ -328,41 +681,45 @@ class Flow:
         got = self.item("LOCK", pair)
         return None if got is None else str(got["deployment_id"])
 
+    def update_record(
+        self, deployment_id: str, expression: str, values: Mapping[str, Any], pair: str = PAIR
+    ) -> None:
+        """Change a record behind the product's back (time passing, or a state set up for a test)."""
+        ser = TypeSerializer()
+        self.ddb.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": f"PAIR#{pair}"}, "sk": {"S": f"DEPLOYMENT#{deployment_id}"}},
+            UpdateExpression=expression,
+            ExpressionAttributeValues={k: ser.serialize(v) for k, v in values.items()},
+        )
+
+    def expire_lock(self, pair: str = PAIR, seconds_ago: int = 60) -> None:
+        """Time passes: the lock's lease ran out ``seconds_ago``."""
+        past = _iso(datetime.now(UTC) - timedelta(seconds=seconds_ago))
+        self.ddb.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": f"PAIR#{pair}"}, "sk": {"S": "LOCK"}},
+            UpdateExpression="SET lease_until = :past",
+            ExpressionAttributeValues={":past": {"S": past}},
+        )
+
     # -- driving the flow -------------------------------------------------------------------------------
 
-    def start(self, service: str = GREEN) -> tuple[str, dict[str, Any]]:
-        """Release ``service``, run the filter; returns the deployment id and the execution input."""
-        release = self.new_release(service)
+    def start(self, service: str = GREEN, *, release: str | None = None) -> Run:
+        """Release ``service`` (or take ``release``), run the filter; returns the run it started."""
+        release = release or self.new_release(service)
         result = self.invoke("filter", self.task_event(service, release))
         assert result["action"] == "started", result
-        (execution,) = [e for e in self.executions() if e["name"] == result["deployment_id"]]
-        return result["deployment_id"], self.execution_input(execution["executionArn"])
+        deployment_id = str(result["deployment_id"])
+        arn = self.execution_arn(deployment_id)
+        (execution,) = [e for e in self.executions() if e["name"] == deployment_id]
+        assert execution["executionArn"] == arn
+        return Run(self, deployment_id, self.execution_input(arn), arn)
 
-    def prepared(self, service: str = GREEN) -> dict[str, Any]:
-        """``start`` plus the "Load spec and snapshot traffic" state; returns the state's output."""
-        _, execution_input = self.start(service)
-        return dict(self.invoke("prepare", execution_input))
-
-    def advance(self, state: Mapping[str, Any], *, baked_seconds: int = 120) -> dict[str, Any]:
-        """One "Check health and shift traffic" state, as if the Bake before it lasted ``baked_seconds``."""
-        cursor = dict(state["cursor"])
-        if cursor.get("shifted_at"):
-            shifted = datetime.now(UTC) - timedelta(seconds=baked_seconds)
-            cursor["shifted_at"] = shifted.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        out = dict(self.invoke("advance", {"deployment": state["deployment"], "cursor": cursor}))
-        # The state machine's ResultSelector keeps exactly these keys as the new $.cursor.
-        asl = json.loads((ROOT / "statemachine" / "canary.asl.json").read_text())
-        selector = asl["States"]["Check health and shift traffic"]["ResultSelector"]
-        keys = {key.removesuffix(".$") for key in selector}
-        assert set(out) == keys, out
-        return {**state, "cursor": out}
-
-    def rollback_input(
-        self, state: Mapping[str, Any], error: str, message: str, **extra: Any
-    ) -> dict[str, Any]:
-        """The whole state as a Catch (ResultPath ``$.error``) hands it to "Roll back"."""
-        cause = json.dumps({"errorMessage": message, "errorType": error, "stackTrace": [], **extra})
-        return {**state, "error": {"Error": error, "Cause": cause}}
+    def rolling(self, service: str = GREEN) -> tuple[Run, dict[str, Any]]:
+        """``start`` plus prepare, steady and the armed watch: ready for the first tick."""
+        run = self.start(service)
+        return run, run.rolling()
 
     def execution_status_event(
         self,
@@ -498,15 +855,21 @@ def _load_handlers(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModuleType]:
     return modules
 
 
-@pytest.fixture
-def flow(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Flow:
-    """Every AWS resource of one pair, the environment the functions get, and the handlers."""
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TABLE_NAME", TABLE)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ecs-canary")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "EcsCanaryTest")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    for name in ("LOCK_LEASE_SECONDS", "SHIFT_LEASE_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def flow(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Flow:
+    """Every AWS resource of one pair, the environment the functions get, and the handlers."""
+    _environment(monkeypatch)
     _fast_clients(monkeypatch)
     _atomic_requests(monkeypatch)
 
@@ -537,6 +900,11 @@ def flow(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Flow:
         ][0]["TargetGroupArn"]
         for svc in (BLUE, GREEN)
     }
+    for i, svc in enumerate((BLUE, GREEN), start=1):
+        elbv2.register_targets(
+            TargetGroupArn=target_groups[svc],
+            Targets=[{"Id": f"10.0.{i}.{n}", "Port": 80} for n in (10, 11)],
+        )
     listener = elbv2.create_listener(
         LoadBalancerArn=lb,
         Protocol="HTTP",
@@ -560,6 +928,8 @@ def flow(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Flow:
     ecs = _client("ecs")
     ecs.create_cluster(clusterName=CLUSTER)
     task_definitions: dict[str, str] = {}
+    # Both services run all their tasks (moto reports this many as running), so green is steady.
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "2")
     for svc in (BLUE, GREEN):
         task_definitions[svc] = ecs.register_task_definition(
             family=svc, containerDefinitions=[{"name": "app", "image": "nginx:1", "memory": 128}]
@@ -596,6 +966,7 @@ def flow(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Flow:
         target_groups=target_groups,
         zone_id=zone_id,
         task_definitions=task_definitions,
+        tokens=_spy_task_tokens(monkeypatch, aws.client("stepfunctions")),
         handlers=_load_handlers(monkeypatch),
     )
 
@@ -613,31 +984,55 @@ def shuffled() -> Callable[[list[Any]], list[Any]]:
     return shuffle
 
 
+class VirtualClock:
+    """A monotonic clock whose sleeps pass at once (for bounded in-process waits of the product)."""
+
+    def __init__(self, on_sleep: Callable[[int], None] | None = None) -> None:
+        self.now = 1_000.0
+        self.sleeps = 0
+        self.on_sleep = on_sleep
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep(self.sleeps)
+
+
 def fake_spec(
     name: str = PAIR,
     services: tuple[str, str] = (BLUE, GREEN),
     cluster: str = CLUSTER,
+    *,
+    alarms: tuple[str, ...] = (PAIR_ALARM,),
+    service_alarms: Mapping[str, tuple[str, ...]] | None = None,
 ) -> ServicePairSpec:
     """A valid ALB spec whose ARNs point nowhere (for tests of the table alone)."""
     prefix = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}"
+    services_doc: list[dict[str, Any]] = []
+    for i, svc in enumerate(services, start=1):
+        doc: dict[str, Any] = {"name": svc, "target_group_arn": f"{prefix}:targetgroup/{svc[:20]}/{i:016x}"}
+        if service_alarms and svc in service_alarms:
+            doc["alarms"] = list(service_alarms[svc])
+        services_doc.append(doc)
     return parse_spec(
         {
             "name": name,
             "cluster": cluster,
-            "services": [
-                {"name": svc, "target_group_arn": f"{prefix}:targetgroup/{svc[:20]}/{i:016x}"}
-                for i, svc in enumerate(services, start=1)
-            ],
+            "services": services_doc,
             "router": {"type": "alb", "listener_arn": f"{prefix}:listener/app/{name}/{1:016x}/{2:016x}"},
             "plan": "Canary10Percent5Minutes",
-            "health": {"alarms": [PAIR_ALARM]},
+            "health": {"alarms": list(alarms)},
         }
     )
 
 
 @pytest.fixture
 def table(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Store:
-    """Only the DynamoDB table (template key schema), for Store tests."""
+    """Only the DynamoDB table (template key schema and indexes), for Store tests."""
     monkeypatch.setenv("TABLE_NAME", TABLE)
     _fast_clients(monkeypatch)
     _atomic_requests(monkeypatch)

@@ -89,6 +89,8 @@ def test_steady(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
         desired=2,
         healthy_targets=2,
         total_targets=2,
+        primary_id=deployment,
+        primary_task_definition="arn:aws:ecs:us-east-1:123456789012:task-definition/shop:1",
     )
     assert _check(env, None).steady
 

@@ -6,34 +6,39 @@ import json
 from typing import Any
 
 import pytest
-from flow_fixtures import BLUE, GREEN, PAIR, ROUTERS, Flow
+from ecs_canary.flow.identity import deployment_id_for
+from ecs_canary.store import Release, Status
+from flow_fixtures import ALARMS, BLUE, GREEN, PAIR, ROUTERS, Flow, Run, catch
 from pydantic import ValidationError
 
 pytest_plugins = ["flow_fixtures"]
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
+HALF = {BLUE: 50, GREEN: 50}
 
-def _mid_ramp(flow: Flow, router: str = "alb", **register: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A deployment at 50 % green: (its execution input as Step Functions recorded it, its state)."""
+
+def _mid_ramp(flow: Flow, router: str = "alb", **register: Any) -> tuple[Run, dict[str, Any]]:
+    """A deployment at 50 % green."""
     flow.register(router, **register)
-    _, execution_input = flow.start(GREEN)
-    state = flow.invoke("prepare", execution_input)
-    while state["cursor"]["step_index"] < 1:
-        state = flow.advance(state)
-    assert flow.weights() == {BLUE: 50, GREEN: 50}
-    return execution_input, state
+    run, state = flow.rolling(GREEN)
+    state = run.to_step(state, 1)
+    assert flow.weights() == HALF
+    return run, state
 
 
-def _recorded_input(flow: Flow, deployment_id: str) -> str:
+def _recorded_input(flow: Flow, run: Run) -> str:
     """``detail.input`` is the execution input as a JSON string, exactly as it was started."""
-    (execution,) = [e for e in flow.executions() if e["name"] == deployment_id]
-    return str(flow.sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    return str(flow.sfn.describe_execution(executionArn=run.execution)["input"])
 
 
-def _record(flow: Flow, deployment_id: str) -> dict[str, Any]:
-    record = flow.item(f"DEPLOYMENT#{deployment_id}")
-    assert record is not None
-    return record
+def _ended(flow: Flow, run: Run, status: str, **extra: Any) -> dict[str, Any]:
+    return flow.execution_status_event(
+        status, execution_input=_recorded_input(flow, run), name=run.deployment_id, **extra
+    )
+
+
+def _split(weights: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(weights.items()))
 
 
 @pytest.mark.parametrize(
@@ -47,23 +52,21 @@ def _record(flow: Flow, deployment_id: str) -> dict[str, Any]:
 def test_aborted_execution_restores_traffic_and_records_aborted(
     flow: Flow, router: str, snapshot: dict[str, int]
 ) -> None:
-    execution_input, _ = _mid_ramp(flow, router, snapshot=snapshot)
-    deployment_id = execution_input["deployment_id"]
-    event = flow.execution_status_event(
-        "ABORTED", execution_input=_recorded_input(flow, deployment_id), name=deployment_id
-    )
+    run, _ = _mid_ramp(flow, router, snapshot=snapshot)
+    event = _ended(flow, run, "ABORTED")
 
     result = flow.invoke("reconcile", event)
 
-    split = ", ".join(f"{k}={v}" for k, v in sorted(snapshot.items()))
-    reason = f"execution aborted outside the state machine; traffic restored at {split}"
-    assert result == {"action": "reconciled", "reason": reason, "restored": True}
+    reason = f"execution aborted outside the state machine; traffic restored at {_split(snapshot)}"
+    assert result == {"action": "reconciled", "status": "ABORTED", "reason": reason, "restored": True}
     assert flow.weights() == snapshot
-    record = _record(flow, deployment_id)
-    assert record["status"] == "ABORTED"
-    assert record["reason"] == reason
-    assert record["weights"] == snapshot
-    assert record["ended_at"]
+    record = run.record()
+    assert record.status is Status.ABORTED
+    assert record.reason == reason
+    assert record.weights == snapshot
+    assert record.ended_at
+    assert record.rollback is not None
+    assert record.rollback.by == "reconcile"
     assert flow.lock() is None
     pair = flow.item("SPEC")
     assert pair is not None
@@ -72,7 +75,7 @@ def test_aborted_execution_restores_traffic_and_records_aborted(
     # EventBridge delivers at least once: the second delivery finds the record closed.
     before = flow.items()
     again = flow.invoke("reconcile", event)
-    assert again == {"action": "reconciled", "reason": reason, "restored": False}
+    assert again == {"action": "ignored", "reason": f"deployment {run.deployment_id} is already ABORTED"}
     assert flow.items() == before
 
 
@@ -84,10 +87,10 @@ def test_aborted_execution_restores_traffic_and_records_aborted(
         ),
         pytest.param(
             "FAILED",
-            "RollbackFailed",
-            "Rate exceeded",
-            "execution failed outside the state machine (RollbackFailed: Rate exceeded)",
-            id="rollback-failed",
+            "States.Runtime",
+            "boom",
+            "execution failed outside the state machine (States.Runtime: boom)",
+            id="failed",
         ),
         pytest.param(
             "ABORTED",
@@ -101,62 +104,107 @@ def test_aborted_execution_restores_traffic_and_records_aborted(
 def test_other_endings_record_their_status(
     flow: Flow, status: str, error: str | None, cause: str | None, reason: str
 ) -> None:
-    execution_input, _ = _mid_ramp(flow)
-    deployment_id = execution_input["deployment_id"]
-    event = flow.execution_status_event(
-        status,
-        execution_input=_recorded_input(flow, deployment_id),
-        name=deployment_id,
-        error=error,
-        cause=cause,
-    )
+    run, _ = _mid_ramp(flow)
 
-    result = flow.invoke("reconcile", event)
+    result = flow.invoke("reconcile", _ended(flow, run, status, error=error, cause=cause))
 
     assert result["action"] == "reconciled"
+    assert result["status"] == status
     assert result["restored"] is True
-    assert result["reason"].startswith(reason + "; traffic restored at")
-    record = _record(flow, deployment_id)
-    assert record["status"] == status
-    assert record["reason"] == result["reason"]
+    assert result["reason"] == f"{reason}; traffic restored at {_split({BLUE: 100, GREEN: 0})}"
+    record = run.record()
+    assert record.status.value == status
+    assert record.reason == result["reason"]
     assert flow.weights() == {BLUE: 100, GREEN: 0}
     assert flow.lock() is None
 
 
 def test_execution_stopped_before_any_snapshot(flow: Flow) -> None:
     flow.register()
-    deployment_id, _ = flow.start(GREEN)
-    event = flow.execution_status_event(
-        "ABORTED", execution_input=_recorded_input(flow, deployment_id), name=deployment_id
-    )
+    run = flow.start(GREEN)
 
-    result = flow.invoke("reconcile", event)
+    result = flow.invoke("reconcile", _ended(flow, run, "ABORTED"))
 
     assert result == {
         "action": "reconciled",
+        "status": "ABORTED",
         "reason": "execution aborted outside the state machine; no traffic had moved",
         "restored": False,
     }
-    assert _record(flow, deployment_id)["status"] == "ABORTED"
+    assert run.record().status is Status.ABORTED
     assert flow.lock() is None
     assert flow.weights() == {BLUE: 100, GREEN: 0}
+
+
+def test_an_intent_recorded_before_the_execution_ended_wins(flow: Flow) -> None:
+    """The rollback itself crashed (the execution FAILED): the record closes with the alarm's intent."""
+    run, _ = _mid_ramp(flow)
+    flow.invoke("interrupt", flow.alarm_event(ALARMS[GREEN], "ALARM"))
+
+    result = flow.invoke(
+        "reconcile", _ended(flow, run, "FAILED", error="RollbackFailed", cause="Rate exceeded")
+    )
+
+    assert result["status"] == "FAILED"
+    assert result["reason"].startswith(f"alarm {ALARMS[GREEN]} went into ALARM during the deployment")
+    assert flow.weights() == {BLUE: 100, GREEN: 0}
+    assert run.record().status is Status.FAILED
+
+
+def test_a_superseded_deployment_stopped_in_the_console_still_hands_over(flow: Flow) -> None:
+    run, _ = _mid_ramp(flow)
+    newer = flow.new_release(GREEN)
+    assert flow.invoke("filter", flow.task_event(GREEN, newer))["action"] == "superseding"
+
+    result = flow.invoke("reconcile", _ended(flow, run, "ABORTED"))
+
+    assert result["status"] == "SUPERSEDED"
+    assert flow.weights() == {BLUE: 100, GREEN: 0}
+    successor = deployment_id_for(PAIR, Release(GREEN, newer, flow.task_definitions[GREEN]))
+    assert flow.lock() == successor
+    assert flow.store.get_deployment(PAIR, successor).status is Status.RUNNING
+    assert successor in {e["name"] for e in flow.executions()}
+
+
+def test_reconcile_waits_for_a_shift_lease_of_the_dead_execution(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The execution ended with a tick's write in flight: the restore waits for its (short) lease."""
+    monkeypatch.setenv("SHIFT_LEASE_SECONDS", "60")
+    run, _ = _mid_ramp(flow)
+    flow.store.begin_shift(
+        PAIR,
+        run.deployment_id,
+        owner=run.execution,
+        weights={BLUE: 0, GREEN: 100},
+        step_index=2,
+        percent=100,
+        lease_seconds=0.3,
+    )
+
+    result = flow.invoke("reconcile", _ended(flow, run, "ABORTED"))
+
+    assert result["status"] == "ABORTED"
+    assert result["restored"] is True
+    assert flow.weights() == {BLUE: 100, GREEN: 0}
+    assert run.record().status is Status.ABORTED
 
 
 # ---- already closed ------------------------------------------------------------------------------
 
 
-def _rolled_back(flow: Flow) -> str:
-    execution_input, state = _mid_ramp(flow)
-    flow.invoke("rollback", flow.rollback_input(state, "GreenUnhealthy", "alarm web-green-5xx is in ALARM"))
-    return str(execution_input["deployment_id"])
+def _rolled_back(flow: Flow) -> Run:
+    run, _ = _mid_ramp(flow)
+    run.rollback(catch("GreenUnhealthy", "alarm web-green-5xx is in ALARM"))
+    return run
 
 
-def _promoted(flow: Flow) -> str:
-    execution_input, state = _mid_ramp(flow)
+def _promoted(flow: Flow) -> Run:
+    run, state = _mid_ramp(flow)
     while not state["cursor"]["complete"]:
-        state = flow.advance(state)
-    flow.invoke("promote", {"deployment": state["deployment"], "cursor": state["cursor"]})
-    return str(execution_input["deployment_id"])
+        state = run.advance(state)
+    run.promote(state)
+    return run
 
 
 @pytest.mark.parametrize(
@@ -169,22 +217,22 @@ def _promoted(flow: Flow) -> str:
     ],
 )
 def test_record_already_terminal_is_left_alone(flow: Flow, close: Any, status: str, ended: str) -> None:
-    deployment_id = close(flow)
-    closed = _record(flow, deployment_id)
-    assert closed["status"] == status
+    run = close(flow)
+    closed = run.record()
+    assert closed.status.value == status
     flow.set_weights({BLUE: 30, GREEN: 70})  # whatever traffic looks like now is not ours to touch
     before = flow.items()
-    event = flow.execution_status_event(
+    event = _ended(
+        flow,
+        run,
         ended,
-        execution_input=_recorded_input(flow, deployment_id),
-        name=deployment_id,
         error="DeploymentFailed" if ended == "FAILED" else None,
-        cause=closed["reason"] if ended == "FAILED" else None,
+        cause=closed.reason if ended == "FAILED" else None,
     )
 
     result = flow.invoke("reconcile", event)
 
-    assert result == {"action": "reconciled", "reason": closed["reason"], "restored": False}
+    assert result == {"action": "ignored", "reason": f"deployment {run.deployment_id} is already {status}"}
     assert flow.items() == before
     assert flow.weights() == {BLUE: 30, GREEN: 70}
 
@@ -205,6 +253,7 @@ def test_record_already_terminal_is_left_alone(flow: Flow, close: Any, status: s
         pytest.param("SUCCEEDED", lambda d: d, None, id="succeeded"),
         pytest.param("RUNNING", lambda d: d, None, id="running"),
         pytest.param("ABORTED", lambda d: d, "manual-rerun-1", id="copy-of-input-other-execution"),
+        pytest.param("TIMED_OUT", lambda d: d, "manual-rerun-2", id="copy-timed-out"),
         pytest.param(
             "ABORTED",
             lambda d: json.dumps({"pair": "payments", "deployment_id": "payments-x-0123"}),
@@ -214,30 +263,25 @@ def test_record_already_terminal_is_left_alone(flow: Flow, close: Any, status: s
     ],
 )
 def test_unrelated_executions_are_ignored(flow: Flow, status: str, make_input: Any, name: str | None) -> None:
-    execution_input, _ = _mid_ramp(flow)
-    deployment_id = execution_input["deployment_id"]
+    run, _ = _mid_ramp(flow)
     before = flow.items()
     event = flow.execution_status_event(
-        status,
-        execution_input=make_input(_recorded_input(flow, deployment_id)),
-        name=name or deployment_id,
+        status, execution_input=make_input(_recorded_input(flow, run)), name=name or run.deployment_id
     )
 
     result = flow.invoke("reconcile", event)
 
     assert result["action"] == "ignored", result
     assert flow.items() == before
-    assert flow.weights() == {BLUE: 50, GREEN: 50}
-    assert _record(flow, deployment_id)["status"] == "RUNNING"
-    assert flow.lock() == deployment_id
+    assert flow.weights() == HALF
+    assert run.record().status is Status.RUNNING
+    assert flow.lock() == run.deployment_id
 
 
 @pytest.mark.parametrize("router", ROUTERS)
 def test_malformed_status_event_fails_loudly(flow: Flow, router: str) -> None:
-    execution_input, _ = _mid_ramp(flow, router)
-    event = flow.execution_status_event(
-        "ABORTED", execution_input=json.dumps(execution_input), name=execution_input["deployment_id"]
-    )
+    run, _ = _mid_ramp(flow, router)
+    event = _ended(flow, run, "ABORTED")
     del event["detail"]["executionArn"]
     before = flow.items()
 
@@ -245,4 +289,4 @@ def test_malformed_status_event_fails_loudly(flow: Flow, router: str) -> None:
         flow.invoke("reconcile", event)
 
     assert flow.items() == before
-    assert flow.weights() == {BLUE: 50, GREEN: 50}
+    assert flow.weights() == HALF

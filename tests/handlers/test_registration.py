@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
 from ecs_canary.registration import RegistrationConflict, RegistrationError, preflight, register
 from ecs_canary.spec import ServicePairSpec, parse_spec
 from ecs_canary.store import Release, Store
+from flow_fixtures import table_schema
 
 BLUE, GREEN = "shop-blue", "shop-green"
 CLUSTER = "prod"
@@ -133,15 +134,7 @@ def _no_default_amis(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def world(mocked_aws: None) -> World:
     ddb = client("dynamodb")
-    ddb.create_table(
-        TableName="canary",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ddb.create_table(TableName="canary", **table_schema())  # the template's layout, Locks index included
     ec2 = client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
@@ -186,8 +179,14 @@ def world(mocked_aws: None) -> World:
     ecs.register_task_definition(
         family="shop", containerDefinitions=[{"name": "app", "image": "shop:v1", "memory": 128}]
     )
-    for name in (BLUE, GREEN):
-        ecs.create_service(cluster=CLUSTER, serviceName=name, taskDefinition="shop", desiredCount=1)
+    for name, tg in ((BLUE, blue_tg), (GREEN, green_tg)):
+        ecs.create_service(
+            cluster=CLUSTER,
+            serviceName=name,
+            taskDefinition="shop",
+            desiredCount=1,
+            loadBalancers=[{"targetGroupArn": tg, "containerName": "app", "containerPort": 80}],
+        )
 
     zone = partial.route53.create_hosted_zone(Name="example.com", CallerReference="zone")["HostedZone"]["Id"]
     partial.zone_id = zone.removeprefix("/hostedzone/")
@@ -366,6 +365,9 @@ def test_target_group_without_load_balancer(world: World) -> None:
     assert problems == (
         f"target group {world.lonely_tg} (service {GREEN}) is not attached to a load balancer; "
         "the health gate reads its metrics through the load balancer",
+        # The service itself still sends its tasks to its own target group.
+        f"ECS service {GREEN} is attached to {world.green_tg}, not to target group {world.lonely_tg} "
+        "that the spec names for it",
     )
 
 
@@ -503,7 +505,14 @@ def test_error_message_lists_every_problem_line(world: World) -> None:
 
 def test_refused_while_a_deployment_is_active(world: World) -> None:
     _register(world, world.alb_spec())
-    claim = world.store.claim("shop", "dep-1", Release(GREEN, "ecs-svc/1", "td:2"), BLUE)
+    claim = world.store.claim(
+        "shop",
+        "dep-1",
+        Release(GREEN, "ecs-svc/1", "td:2"),
+        BLUE,
+        execution_arn="arn:aws:states:us-east-1:123456789012:execution:canary:dep-1",
+        lease_seconds=900,
+    )
     assert claim.outcome == "claimed"
 
     with pytest.raises(RegistrationConflict) as caught:
@@ -530,3 +539,145 @@ def test_default_clients_come_from_the_environment(world: World) -> None:
     pair = register(world.store, spec)
 
     assert pair.live_service == BLUE
+
+
+# ---- the wiring: each service on its own target group, the router on exactly those two -------------
+
+
+def test_swapped_target_groups_are_refused_naming_the_mismatch(world: World) -> None:
+    """Each service's target group is the other's: the wrong service would read as live."""
+    data = world.alb_spec()
+    data["services"][0]["target_group_arn"], data["services"][1]["target_group_arn"] = (
+        world.green_tg,
+        world.blue_tg,
+    )
+    world.set_listener(0, 100)  # so the traffic check alone would accept it
+
+    problems = _problems(world, data)
+
+    assert (
+        f"ECS service {BLUE} is attached to {world.blue_tg}, not to target group {world.green_tg} that the "
+        f"spec names for it (that is the target group the spec names for {GREEN}: swapped?)"
+    ) in problems
+    assert (
+        f"ECS service {GREEN} is attached to {world.green_tg}, not to target group {world.blue_tg} that the "
+        f"spec names for it (that is the target group the spec names for {BLUE}: swapped?)"
+    ) in problems
+    assert world.store.pair_for_service(CLUSTER, BLUE) is None
+
+
+def test_a_service_attached_to_no_target_group_is_refused(world: World) -> None:
+    world.ecs.create_service(cluster=CLUSTER, serviceName="shop-bare", taskDefinition="shop", desiredCount=1)
+    data = world.alb_spec()
+    data["services"][1]["name"] = "shop-bare"
+
+    problems = _problems(world, data)
+
+    assert (
+        f"ECS service shop-bare is attached to no target group, not to target group {world.green_tg} "
+        "that the spec names for it"
+    ) in problems
+
+
+def test_a_missing_per_service_alarm_is_refused_naming_its_service(world: World) -> None:
+    data = world.alb_spec()
+    data["services"][0]["alarms"] = ["shop-5xx"]
+    data["services"][1]["alarms"] = ["shop-green-errors"]
+
+    problems = _problems(world, data)
+
+    assert problems == (f"CloudWatch alarm shop-green-errors does not exist (services[].alarms of {GREEN})",)
+
+
+def test_a_listener_forwarding_to_only_one_of_the_target_groups_is_refused(world: World) -> None:
+    world.elbv2.modify_listener(
+        ListenerArn=world.listener,
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": world.blue_tg, "Weight": 1}]},
+            }
+        ],
+    )
+
+    problems = _problems(world, world.alb_spec())
+
+    assert problems == (
+        f"listener {world.listener} does not forward to {world.green_tg}: it must forward to exactly the two "
+        "target groups of the spec (the live one at full weight, the other at 0)",
+    )
+
+
+def test_alias_records_must_point_at_their_own_services_load_balancer(world: World) -> None:
+    (balancer,) = world.elbv2.describe_load_balancers()["LoadBalancers"]
+    dns = balancer["DNSName"]
+
+    def alias(sid: str, weight: int, target: str) -> dict[str, Any]:
+        return {
+            "Action": "UPSERT",
+            "ResourceRecordSet": {
+                "Name": "alias.example.com.",
+                "Type": "A",
+                "SetIdentifier": sid,
+                "Weight": weight,
+                "AliasTarget": {
+                    "HostedZoneId": balancer["CanonicalHostedZoneId"],
+                    "DNSName": target,
+                    "EvaluateTargetHealth": False,
+                },
+            },
+        }
+
+    world.route53.change_resource_record_sets(
+        HostedZoneId=world.zone_id,
+        ChangeBatch={
+            "Changes": [alias("blue", 100, f"dualstack.{dns}."), alias("green", 0, "other.example.net.")]
+        },
+    )
+    data = world.route53_spec()
+    data["router"]["record_name"] = "alias.example.com"
+
+    problems = _problems(world, data)
+
+    assert problems == (
+        "Route53 record alias.example.com. with SetIdentifier 'green' (service shop-green) is an alias to "
+        f"other.example.net., not to the load balancer of the service's target group ({dns.lower()})",
+    )
+
+    world.route53.change_resource_record_sets(
+        HostedZoneId=world.zone_id, ChangeBatch={"Changes": [alias("green", 0, dns)]}
+    )
+    assert _register(world, data).live_service == BLUE
+
+
+class _OtherAccount:
+    """STS as it answers a caller in another account than the cluster's."""
+
+    def get_caller_identity(self) -> dict[str, str]:
+        return {"Account": "999999999999", "Arn": "arn:aws:iam::999999999999:user/ops"}
+
+
+def test_a_cluster_outside_the_callers_account_is_refused(world: World) -> None:
+    with pytest.raises(RegistrationError) as caught:
+        register(
+            world.store,
+            parse_spec(world.alb_spec()),
+            ecs=world.ecs,
+            elbv2=world.elbv2,
+            route53=world.route53,
+            cloudwatch=world.cloudwatch,
+            sts=cast(Any, _OtherAccount()),
+        )
+
+    assert caught.value.problems == (
+        f"ECS cluster arn:aws:ecs:us-east-1:123456789012:cluster/{CLUSTER} is in account 123456789012, "
+        "not 999999999999 where ecs-canary runs",
+    )
+    assert world.store.list_pairs() == []
+
+
+def test_the_registered_cluster_arn_is_stored(world: World) -> None:
+    pair = _register(world, world.alb_spec())
+
+    assert pair.cluster_arn == f"arn:aws:ecs:us-east-1:123456789012:cluster/{CLUSTER}"
+    assert world.store.get_pair("shop").cluster_arn == pair.cluster_arn

@@ -121,14 +121,84 @@ def test_every_task_catches_everything(name: str, state: State) -> None:
     assert "States.ALL" in caught, f"Task {name!r} lets some errors escape its Catch (no States.ALL)"
 
 
-@pytest.mark.parametrize(("name", "state"), NON_ROLLBACK_TASKS, ids=[n for n, _ in NON_ROLLBACK_TASKS])
+ROLLOUT = "Roll out"
+REFUSE = "Refuse an execution that does not own the deployment"
+RECORD_FAILED = "Record that the rollback failed"
+TOP_TASKS = [(n, s) for n, s in STATES.items() if s["Type"] == "Task" and n not in (ROLLBACK, RECORD_FAILED)]
+BRANCH_TASKS = [
+    (name, state, branch)
+    for branch in STATES[ROLLOUT]["Branches"]
+    for name, state in branch["States"].items()
+    if state["Type"] == "Task"
+]
+OPERATOR_SIGNALS = {"PromoteRequested", "ResumeRequested"}
+
+
+def _catches(state: State) -> dict[str, str]:
+    return {error: c["Next"] for c in state.get("Catch", []) for error in c["ErrorEquals"]}
+
+
+@pytest.mark.parametrize(("name", "state"), TOP_TASKS, ids=[n for n, _ in TOP_TASKS])
 def test_failures_lead_into_the_rollback(name: str, state: State) -> None:
-    for catch in state["Catch"]:
-        target = catch["Next"]
+    for error, target in _catches(state).items():
+        if error == "NotOwner":
+            continue
         assert target == ROLLBACK or ROLLBACK in reachable(STATES, target), (
-            f"Task {name!r} catches {catch['ErrorEquals']} into {target!r}, which never reaches {ROLLBACK!r}"
+            f"Task {name!r} catches {error} into {target!r}, which never reaches {ROLLBACK!r}"
         )
         assert STATES.get(target, {}).get("Type") != "Succeed", f"{name!r}: a failure must not end in success"
+
+
+def test_the_rollout_catches_interrupts_into_the_rollback_and_re_enters_on_operator_commands() -> None:
+    catches = _catches(STATES[ROLLOUT])
+    assert catches["States.ALL"] == ROLLBACK
+    assert catches["NotOwner"] == REFUSE
+    for signal in OPERATOR_SIGNALS:
+        assert ROLLOUT in reachable(STATES, catches[signal]), f"{signal} must lead back into {ROLLOUT!r}"
+        assert ROLLBACK not in reachable(STATES, catches[signal]) - reachable(STATES, ROLLOUT)
+
+
+@pytest.mark.parametrize(("name", "state", "branch"), BRANCH_TASKS, ids=[n for n, _, _ in BRANCH_TASKS])
+def test_branch_failures_end_the_branch_with_the_same_error(
+    name: str, state: State, branch: dict[str, Any]
+) -> None:
+    """Inside the rollout a Catch only names the failure in the console; the rollout's Catch acts on it."""
+    for catch in state["Catch"]:
+        target = branch["States"][catch["Next"]]
+        assert target["Type"] == "Fail", f"{name!r} catches into {catch['Next']!r}, not a Fail state"
+        assert target.get("ErrorPath") == f"{catch['ResultPath']}.Error"
+        assert target.get("CausePath") == f"{catch['ResultPath']}.Cause"
+
+
+def test_the_owner_check_never_leads_to_a_restore() -> None:
+    """A copy of a deployment's input must end without rolling back on the owner's behalf."""
+    for name, state in all_states():
+        target = _catches(state).get("NotOwner")
+        if target is None or name in ("Stop ramping", "Stop watching"):
+            continue
+        assert target == REFUSE, f"{name!r} catches NotOwner into {target!r}"
+    assert STATES[REFUSE]["Type"] == "Fail"
+
+
+def test_the_watch_is_never_retried_after_a_signal() -> None:
+    """Its Retry covers the call that stores the token, not the errors interrupts fail it with."""
+    watch = STATES[ROLLOUT]["Branches"][1]
+    (task,) = [s for s in watch["States"].values() if s["Type"] == "Task"]
+    assert task["Resource"] == "${LambdaInvokeWaitIntegration}"
+    retried = {error for r in task["Retry"] for error in r["ErrorEquals"]}
+    assert "States.ALL" not in retried
+    assert all(error.startswith(("Lambda.", "States.Timeout")) for error in retried)
+
+
+def test_each_increment_is_three_states() -> None:
+    """Check health and shift traffic -> Is the rollout complete? -> Bake -> back: the normal path."""
+    ramp = STATES[ROLLOUT]["Branches"][0]["States"]
+    tick = ramp["Check health and shift traffic"]
+    choice = ramp[tick["Next"]]
+    bake = ramp[choice["Default"]]
+    assert choice["Type"] == "Choice"
+    assert bake["Type"] == "Wait"
+    assert bake["Next"] == "Check health and shift traffic"
 
 
 def test_the_rollback_retries_and_fails_loudly_when_it_cannot_restore() -> None:
@@ -136,13 +206,19 @@ def test_the_rollback_retries_and_fails_loudly_when_it_cannot_restore() -> None:
     assert any("States.ALL" in r["ErrorEquals"] and r.get("MaxAttempts", 3) > 0 for r in rollback["Retry"]), (
         "the rollback must retry every error before giving up"
     )
-    for catch in rollback.get("Catch", []):
-        assert STATES[catch["Next"]]["Type"] == "Fail", (
-            f"the rollback's own failure goes to {catch['Next']!r}, which is not a Fail state"
-        )
-    assert STATES[rollback["Next"]]["Type"] == "Fail", (
+    catches = _catches(rollback)
+    assert catches["NotOwner"] == REFUSE
+    record = STATES[catches["States.ALL"]]
+    assert record["Type"] == "Task", "a rollback that gives up is recorded (ROLLBACK_FAILED) first"
+    assert STATES[record["Next"]]["Type"] == "Fail"
+    assert all(STATES[c["Next"]]["Type"] == "Fail" for c in record["Catch"])
+    ends = {STATES[n]["Type"] for n in reachable(STATES, rollback["Next"])} - {"Choice"}
+    assert ends <= {"Fail", "Succeed"}, "after the rollback the execution ends"
+    failing = [STATES[c["Next"]] for c in STATES[rollback["Next"]]["Choices"]]
+    assert STATES[STATES[rollback["Next"]]["Default"]]["Type"] == "Fail", (
         "a rolled-back deployment must end the execution as failed"
     )
+    assert sum(1 for s in failing if s["Type"] == "Succeed") <= 1
 
 
 SCOPES = list(scopes(DEFINITION))

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from ecs_canary.errors import GreenUnhealthy, HealthInconclusive
 from ecs_canary.health import HealthReport, Verdict
 from ecs_canary.plans import Plan
-from ecs_canary.rollout import Cursor, Decision, advance_cursor, decide, describe_step, percent_at
+from ecs_canary.rollout import (
+    Cursor,
+    Decision,
+    PromoteOrder,
+    advance_cursor,
+    decide,
+    describe_step,
+    percent_at,
+    remaining_bake,
+)
 from ecs_canary.spec import HealthSpec
 from hypothesis import given
 from hypothesis import strategies as st
@@ -198,3 +208,106 @@ def test_machine_invariants(plan: Plan, verdicts: list[Verdict], budget: int) ->
         cursor = advance_cursor(cursor, decision, NOW)
         assert 0 <= cursor.inconclusive <= budget
     assert percents_shifted == list(plan.steps[: len(percents_shifted)])
+
+
+# ---- paused and operator orders ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cursor", "expected"),
+    [
+        # A pass while paused holds where it is and looks again after recheck_seconds.
+        (Cursor(), Decision("hold", -1, 0, 30, PASS)),
+        (Cursor(1, 0, NOW), Decision("hold", 1, 25, 30, PASS)),
+        # Even the final gate holds instead of promoting.
+        (Cursor(3, 0, NOW), Decision("hold", 3, 100, 30, PASS)),
+    ],
+)
+def test_paused_holds_on_a_pass(cursor: Cursor, expected: Decision) -> None:
+    assert decide(PLAN, HEALTH, cursor, PASS, propagation_seconds=60, paused=True) == expected
+
+
+def test_paused_keeps_the_gate_armed() -> None:
+    with pytest.raises(GreenUnhealthy, match="step 2/4"):
+        decide(PLAN, HEALTH, Cursor(1, 0, NOW), FAIL, propagation_seconds=60, paused=True)
+    # Inconclusive verdicts still count (and still run out) while paused.
+    assert decide(PLAN, HEALTH, Cursor(1, 0, NOW), UNSURE, propagation_seconds=60, paused=True) == Decision(
+        "recheck", 1, 25, 30, UNSURE
+    )
+    with pytest.raises(HealthInconclusive):
+        decide(PLAN, HEALTH, Cursor(1, 2, NOW), UNSURE, propagation_seconds=60, paused=True)
+
+
+@pytest.mark.parametrize("order", [PromoteOrder(), PromoteOrder(full=True), PromoteOrder(True, True)])
+def test_paused_wins_over_a_promote_order(order: PromoteOrder) -> None:
+    decision = decide(
+        PLAN, HEALTH, Cursor(0, 0, NOW), PASS, propagation_seconds=60, paused=True, promote=order
+    )
+    assert decision == Decision("hold", 0, 5, 30, PASS)
+
+
+@pytest.mark.parametrize(
+    ("cursor", "order", "expected"),
+    [
+        # promote: the next step now (the rest of the current bake is skipped by the caller).
+        (Cursor(), PromoteOrder(), Decision("shift", 0, 5, 360, PASS)),
+        (Cursor(1, 0, NOW), PromoteOrder(), Decision("shift", 2, 50, 360, PASS)),
+        (Cursor(2, 0, NOW), PromoteOrder(skip_analysis=True), Decision("shift", 3, 100, 360, PASS)),
+        # promote --full: straight to 100 % and promotion at once, whatever step.
+        (Cursor(), PromoteOrder(full=True), Decision("shift", 3, 100, 0, PASS, promote_after=True)),
+        (Cursor(0, 0, NOW), PromoteOrder(full=True), Decision("shift", 3, 100, 0, PASS, promote_after=True)),
+        (Cursor(2, 1, NOW), PromoteOrder(True, True), Decision("shift", 3, 100, 0, PASS, promote_after=True)),
+        # At the last step there is nothing to shift: promote.
+        (Cursor(3, 0, NOW), PromoteOrder(), Decision("promote", 3, 100, 0, PASS)),
+        (Cursor(3, 0, NOW), PromoteOrder(full=True), Decision("promote", 3, 100, 0, PASS)),
+    ],
+)
+def test_promote_orders(cursor: Cursor, order: PromoteOrder, expected: Decision) -> None:
+    assert decide(PLAN, HEALTH, cursor, PASS, propagation_seconds=60, promote=order) == expected
+
+
+def test_promote_full_of_a_one_step_plan_at_preflight() -> None:
+    decision = decide(
+        Plan((100,), 300), HEALTH, Cursor(), PASS, propagation_seconds=60, promote=PromoteOrder(True)
+    )
+    assert decision == Decision("shift", 0, 100, 0, PASS, promote_after=True)
+
+
+@pytest.mark.parametrize("order", [PromoteOrder(), PromoteOrder(full=True)])
+def test_a_promote_order_does_not_override_the_verdict(order: PromoteOrder) -> None:
+    """Without skip_analysis the caller judges as usual: a FAIL still fails, doubt still rechecks."""
+    with pytest.raises(GreenUnhealthy):
+        decide(PLAN, HEALTH, Cursor(1, 0, NOW), FAIL, propagation_seconds=60, promote=order)
+    recheck = decide(PLAN, HEALTH, Cursor(1, 0, NOW), UNSURE, propagation_seconds=60, promote=order)
+    assert recheck == Decision("recheck", 1, 25, 30, UNSURE)
+
+
+# ---- the rest of a bake, for a rollout re-entered after resume or promote ---------------------------
+
+CLOCK = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _at(seconds: float) -> str:
+    return (CLOCK + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(
+    ("bake_until", "expected"),
+    [
+        pytest.param(None, 0, id="no-shift-yet"),
+        pytest.param("", 0, id="empty"),
+        pytest.param(_at(120), 120, id="two-minutes-left"),
+        pytest.param(_at(0.2), 1, id="rounds-up"),
+        pytest.param(_at(299.001), 300, id="rounds-up-to-the-plan-bake"),
+        pytest.param(_at(0), 0, id="ends-now"),
+        pytest.param(_at(-30), 0, id="over"),
+        pytest.param(_at(3600), 300, id="capped-at-the-plan-bake"),
+        pytest.param("2024-05-01T12:02:00+00:00", 120, id="offset-form"),
+    ],
+)
+def test_remaining_bake(bake_until: str | None, expected: int) -> None:
+    assert remaining_bake(bake_until, CLOCK, PLAN) == expected
+
+
+def test_remaining_bake_of_a_zero_bake_plan() -> None:
+    assert remaining_bake(_at(60), CLOCK, Plan((10, 100), 0)) == 0

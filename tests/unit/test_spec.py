@@ -790,3 +790,77 @@ def test_service_alarm_names_must_be_unique() -> None:
     doc["services"][1]["alarms"] = ["x", "x"]
     problems = problems_of(doc)
     assert any(p.startswith("services.1.alarms") and "repeated: x" in p for p in problems), problems
+
+
+# --- reactions: drift, new releases, crashing tasks -------------------------------------------------
+
+
+def test_reaction_defaults() -> None:
+    spec = parse_spec(alb_doc())
+    assert spec.on_drift == "fail"
+    assert spec.on_new_release == "supersede"
+    assert spec.health.max_stopped_tasks == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "read"),
+    [
+        pytest.param({"on_drift": "hold"}, lambda s: s.on_drift == "hold", id="on_drift-hold"),
+        pytest.param({"on_drift": "fail"}, lambda s: s.on_drift == "fail", id="on_drift-fail"),
+        pytest.param(
+            {"on_new_release": "reject"}, lambda s: s.on_new_release == "reject", id="on_new_release-reject"
+        ),
+        pytest.param(
+            {"on_new_release": "supersede"},
+            lambda s: s.on_new_release == "supersede",
+            id="on_new_release-supersede",
+        ),
+        pytest.param(
+            {"health.max_stopped_tasks": 0}, lambda s: s.health.max_stopped_tasks == 0, id="no-stop-tolerated"
+        ),
+        pytest.param(
+            {"health.max_stopped_tasks": 1000}, lambda s: s.health.max_stopped_tasks == 1000, id="max-stops"
+        ),
+    ],
+)
+def test_reaction_settings_parse_and_round_trip(changes: dict[str, Any], read: Any) -> None:
+    spec = parse_spec(changed(alb_doc(), changes))
+    assert read(spec)
+    again = parse_spec(json.loads(spec.model_dump_json()))
+    assert again == spec
+    assert read(again)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"on_drift": "ignore"}, "on_drift: Input should be 'fail' or 'hold'"),
+        ({"on_drift": ""}, "on_drift: Input should be 'fail' or 'hold'"),
+        ({"on_drift": None}, "on_drift: Input should be 'fail' or 'hold'"),
+        ({"on_new_release": "queue"}, "on_new_release: Input should be 'supersede' or 'reject'"),
+        ({"on_new_release": "Reject"}, "on_new_release: Input should be 'supersede' or 'reject'"),
+        (
+            {"health.max_stopped_tasks": -1},
+            "health.max_stopped_tasks: Input should be greater than or equal to 0",
+        ),
+        (
+            {"health.max_stopped_tasks": 1001},
+            "health.max_stopped_tasks: Input should be less than or equal to 1000",
+        ),
+        ({"health.max_stopped_tasks": "many"}, "health.max_stopped_tasks: Input should be a valid integer"),
+        ({"health.max_stopped_tasks": 1.5}, "health.max_stopped_tasks: Input should be a valid integer"),
+    ],
+)
+def test_invalid_reaction_settings_name_the_field(changes: dict[str, Any], expected: str) -> None:
+    problems = problems_of(changed(alb_doc(), changes))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_reaction_settings_are_in_the_schema() -> None:
+    properties = spec_json_schema()["properties"]
+    assert properties["on_drift"]["enum"] == ["fail", "hold"]
+    assert properties["on_new_release"]["enum"] == ["supersede", "reject"]
+    assert properties["on_drift"]["default"] == "fail"
+    assert properties["on_new_release"]["default"] == "supersede"
+    health = HealthSpec.model_json_schema()["properties"]["max_stopped_tasks"]
+    assert (health["minimum"], health["maximum"], health["default"]) == (0, 1000, 1)

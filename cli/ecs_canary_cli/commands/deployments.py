@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from ecs_canary.canary import execution_arn_for
 from ecs_canary.errors import RouterConfigError, SpecError
+from ecs_canary.flow.identity import execution_arn_for
 from ecs_canary.registration import spec_router
 from ecs_canary.spec import parse_spec
 from ecs_canary.store import Deployment, Pair, Status, Store
@@ -141,8 +141,8 @@ def status_command(app: App) -> int:
     arn = _execution_arn(ctx, dep)
     execution_status = _execution_status(ctx, arn)
     weights, weights_error = _current_weights(ctx, pair)
-    # A derived ARN (record still STARTING) may name an execution that never existed.
-    known = arn is not None and (dep.execution_arn is not None or execution_status is not None)
+    # The record names its execution from the claim on; while STARTING it may not exist yet.
+    known = arn is not None and (execution_status is not None or dep.status is not Status.STARTING)
     console_url = render.execution_console_url(arn) if arn is not None and known else None
     if app.args.json:
         app.emit_json(
@@ -300,10 +300,10 @@ def unlock_command(app: App) -> int:
                 raise
             execution = {}
         if not execution:
-            if dep.execution_arn:
-                why = f"its execution {arn} does not exist"
-            else:
+            if dep.status is Status.STARTING:
                 why = f"deployment {deployment_id} is STARTING and its execution was never started"
+            else:
+                why = f"its execution {arn} does not exist"
         elif execution.get("status") == "RUNNING":
             raise CliError(
                 [

@@ -6,8 +6,10 @@ commands runs; every other command works with the base install.
 
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Group
 from rich.panel import Panel
@@ -50,48 +52,67 @@ def local_up_command(app: App) -> int:
         )
     try:
         from ecs_canary_cli.local import EmulatorOptions  # noqa: PLC0415 - needs moto, loaded on demand
+        from ecs_canary_cli.local.deploy import DeployError  # noqa: PLC0415 - needs moto, loaded on demand
         from ecs_canary_cli.local.server import Emulator  # noqa: PLC0415 - needs moto, loaded on demand
     except ModuleNotFoundError as exc:
         raise _missing(exc) from exc
 
-    app.err.print(Text(f"starting the emulator and deploying {template} …", style="dim"))
+    where = f" on http://127.0.0.1:{app.args.port}" if app.args.port else ""
+    app.err.print(
+        Text(
+            f"starting the emulator{where} and deploying {template} … "
+            "(AWS calls to it wait until the stack is deployed)",
+            style="dim",
+        )
+    )
     options = EmulatorOptions(
         duplicates=max(0, app.args.duplicate_events), reorder_window=max(0.0, app.args.reorder_window)
     )
-    with Emulator(
-        port=app.args.port, time_scale=app.args.time_scale, template=template, options=options
-    ) as emulator:
-        endpoint = str(emulator.endpoint)
-        region = str(emulator.region)
-        facts = Table.grid(padding=(0, 2))
-        facts.add_column(style="bold", no_wrap=True)
-        facts.add_column(overflow="fold")
-        facts.add_row("endpoint", endpoint)
-        facts.add_row("region", region)
-        facts.add_row(
-            "time scale", f"{app.args.time_scale:g} (a 60 s wait lasts {60 * app.args.time_scale:g} s)"
-        )
-        for key, value in sorted(dict(emulator.outputs).items()):
-            facts.add_row(key, str(value))
-        body = Group(
-            facts,
-            Text.assemble(
-                "\n",
-                ("In another shell (ecs-canary then finds the emulated stack as usual):\n", "bold"),
-                _hints(endpoint, region),
-                "\n\n",
-                ("Press Ctrl-C to stop.", "dim"),
-            ),
-        )
-        app.out.print(
-            Panel(body, title="ecs-canary local emulator", title_align="left", border_style="green")
-        )
-        try:
-            while True:
-                sleep(3600)
-        except KeyboardInterrupt:
-            app.err.print(Text("stopping the emulator …", style="dim"))
+    try:
+        # Entering returns once the stack is deployed, so the panel only ever announces a ready endpoint.
+        with Emulator(
+            port=app.args.port, time_scale=app.args.time_scale, template=template, options=options
+        ) as emulator:
+            app.out.print(_ready_panel(app, emulator))
+            try:
+                while True:
+                    sleep(3600)
+            except KeyboardInterrupt:
+                app.err.print(Text("stopping the emulator …", style="dim"))
+    except DeployError as exc:
+        raise CliError(f"the emulated stack did not deploy: {exc}", EXIT_FAILURE) from exc
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise CliError(
+            f"cannot listen on port {app.args.port}: {exc.strerror}; pass --port", EXIT_FAILURE
+        ) from exc
     return EXIT_OK
+
+
+def _ready_panel(app: App, emulator: Any) -> Panel:
+    """The endpoint, the stack's outputs and the shell lines to use them."""
+    endpoint = str(emulator.endpoint)
+    region = str(emulator.region)
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    facts.add_row("endpoint", endpoint)
+    facts.add_row("region", region)
+    facts.add_row("time scale", f"{app.args.time_scale:g} (a 60 s wait lasts {60 * app.args.time_scale:g} s)")
+    for key, value in sorted(dict(emulator.outputs).items()):
+        facts.add_row(key, str(value))
+    body = Group(
+        facts,
+        Text.assemble(
+            "\n",
+            ("In another shell (ecs-canary then finds the emulated stack as usual):\n", "bold"),
+            _hints(endpoint, region),
+            "\n\n",
+            ("Press Ctrl-C to stop.", "dim"),
+        ),
+    )
+    return Panel(body, title="ecs-canary local emulator", title_align="left", border_style="green")
 
 
 def demo_command(app: App) -> int:

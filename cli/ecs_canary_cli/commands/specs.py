@@ -10,7 +10,7 @@ from rich.text import Text
 from ecs_canary_cli import render
 from ecs_canary_cli.commands.base import EXIT_OK, EXIT_USAGE, App, CliError, read_spec
 
-__all__ = ["register_command", "spec_schema", "spec_validate"]
+__all__ = ["deregister_command", "register_command", "spec_schema", "spec_validate"]
 
 
 def spec_schema(app: App) -> int:
@@ -35,7 +35,12 @@ def register_command(app: App) -> int:
     try:
         if app.args.dry_run:
             found = preflight(
-                spec, ecs=ctx.ecs, elbv2=ctx.elbv2, route53=ctx.route53, cloudwatch=ctx.cloudwatch
+                spec,
+                ecs=ctx.ecs,
+                elbv2=ctx.elbv2,
+                route53=ctx.route53,
+                cloudwatch=ctx.cloudwatch,
+                sts=ctx.client("sts"),
             )
             live, baseline, router = found.live_service, found.idle_baseline, found.router
             headline = f"✓ pair {spec.name} can be registered (dry run: nothing stored)"
@@ -46,7 +51,13 @@ def register_command(app: App) -> int:
             except UnknownServicePair:
                 verb = "registered"
             pair = register(
-                store, spec, ecs=ctx.ecs, elbv2=ctx.elbv2, route53=ctx.route53, cloudwatch=ctx.cloudwatch
+                store,
+                spec,
+                ecs=ctx.ecs,
+                elbv2=ctx.elbv2,
+                route53=ctx.route53,
+                cloudwatch=ctx.cloudwatch,
+                sts=ctx.client("sts"),
             )
             live, baseline, router = pair.live_service, pair.idle_baseline, None
             headline = f"✓ {verb} pair {spec.name}"
@@ -63,5 +74,21 @@ def register_command(app: App) -> int:
     idle = spec.other(live).name
     app.out.print(
         Text(f"The next release of {idle} (a new ECS deployment) is rolled out with this plan.", style="dim")
+    )
+    return EXIT_OK
+
+
+def deregister_command(app: App) -> int:
+    """Remove a pair's spec and its index entries; refused while one of its deployments is active."""
+    store = app.context().store()
+    name = app.args.pair
+    try:
+        pair = store.delete_pair(name)
+    except ValueError as exc:
+        raise CliError(f"cannot deregister pair {name}: {exc}") from exc
+    app.out.print(Text(f"✓ deregistered pair {name}", style="green"))
+    app.out.print(
+        f"releases of {' and '.join(pair.spec.service_names)} no longer start deployments; "
+        "traffic and the services were not changed, and past deployment records are kept"
     )
     return EXIT_OK

@@ -537,6 +537,7 @@ def _run_scenarios(
             elbv2=clients("elbv2"),
             route53=clients("route53"),
             cloudwatch=clients("cloudwatch"),
+            sts=clients("sts"),
         )
         console.print(
             Text(f"✓ registered pair {pair.name} ({kind}) from {demo.spec_paths[kind].name}", style="green")
