@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,7 @@ from ecs_canary_cli.demo.infra import (
 )
 from ecs_canary_cli.demo.runner import cached_clients, quiet, repo_template, spinner, wait_for_deployment
 from ecs_canary_cli.demo.traffic import TrafficSimulator
-from ecs_canary_cli.local import control
+from ecs_canary_cli.local import EmulatorOptions, control
 from ecs_canary_cli.local.server import Emulator
 from rich.console import Console
 from rich.table import Table
@@ -325,6 +327,20 @@ class Interrupt:
     status: str
 
 
+def _register(store: Store, clients: Any, spec: dict[str, Any]) -> None:
+    """Register a pair as ``ecs-canary register`` does (preflight checks, then the table)."""
+    register(
+        store,
+        parse_spec(spec),
+        ecs=clients("ecs"),
+        elbv2=clients("elbv2"),
+        route53=clients("route53"),
+        cloudwatch=clients("cloudwatch"),
+        sts=clients("sts"),
+        lambda_client=clients("lambda"),
+    )
+
+
 def _alb_weights(clients: Any, listener_arn: str, names: dict[str, str]) -> dict[str, int]:
     action = clients("elbv2").describe_listeners(ListenerArns=[listener_arn])["Listeners"][0][
         "DefaultActions"
@@ -379,15 +395,7 @@ def measure_interrupts(
                 alarms=[f"{s.name}-5xx" for s in pair.services],
                 max_5xx_percent=None,
             )
-            register(
-                store,
-                parse_spec(spec),
-                ecs=clients("ecs"),
-                elbv2=clients("elbv2"),
-                route53=clients("route53"),
-                cloudwatch=clients("cloudwatch"),
-                sts=clients("sts"),
-            )
+            _register(store, clients, spec)
             names = {s.target_group_arn: s.name for s in pair.services}
             green = store.get_pair(pair.name).idle_service
             snapshot = _alb_weights(clients, pair.listener_arn, names)
@@ -428,15 +436,7 @@ def measure(
             pair = (create_alb_pair if kind == "alb" else create_route53_pair)(
                 clients, network, f"bench-{kind}"
             )
-            register(
-                store,
-                parse_spec(spec_for(pair, plan=PLAN)),
-                ecs=clients("ecs"),
-                elbv2=clients("elbv2"),
-                route53=clients("route53"),
-                cloudwatch=clients("cloudwatch"),
-                sts=clients("sts"),
-            )
+            _register(store, clients, spec_for(pair, plan=PLAN))
             pairs.append(pair)
         emu.wait_for_idle()
         with TrafficSimulator(clients, pairs, time_scale=time_scale):
@@ -459,6 +459,293 @@ def measure(
                 console.print(Text(f"✓ {pair.router}: {dep.reason}", style="green"))
             interrupts = measure_interrupts(emu, clients, store, network, console)
     return results, interrupts
+
+
+# -- a burst at scale ------------------------------------------------------------------------------
+
+BURST_PAIRS = 200
+BURST_EVENTS = 10_000
+BURST_THREADS = 4
+BURST_BATCH = 25
+BURST_TIME_SCALE = 10.0
+"""Emulated time runs ten times slower than the wall clock during the burst, so the executions it
+starts sit in their first waits (and the five-minute sweeper never fires) while events arrive."""
+TARGET_EVENTS_PER_SECOND = 500.0
+BURST_PATIENCE = 900.0
+"""Real seconds the burst waits for the filter to handle every event before it reports what it did."""
+FILTER_ACTIONS = (
+    "EventsStarted",
+    "EventsDuplicate",
+    "EventsIgnored",
+    "EventsSuperseding",
+    "EventsRejected",
+    "MalformedEvents",
+)
+"""The filter's EMF metrics: one of them per event it handled."""
+
+
+@dataclass(frozen=True)
+class Burst:
+    """What 10,000 task events for 200 releases did: executions, records, and how fast."""
+
+    pairs: int
+    events: int
+    executions: int
+    lost_releases: int
+    events_per_second: float
+    seconds: float
+    handled: int
+    actions: dict[str, int]
+    lambda_concurrency: int
+    delivery_threads: int
+
+
+@dataclass(frozen=True)
+class _Release:
+    pair: str
+    service: str
+    deployment: str
+    tasks: tuple[dict[str, Any], ...]
+
+
+def _running_detail(task: dict[str, Any], version: int) -> dict[str, Any]:
+    """The detail of an ECS Task State Change event reporting ``task`` RUNNING."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "clusterArn": task["clusterArn"],
+        "taskArn": task["taskArn"],
+        "taskDefinitionArn": task["taskDefinitionArn"],
+        "group": task["group"],
+        "startedBy": task["startedBy"],
+        "lastStatus": "RUNNING",
+        "desiredStatus": "RUNNING",
+        "launchType": task.get("launchType", "FARGATE"),
+        "containers": [
+            {"containerArn": c["containerArn"], "name": c["name"], "lastStatus": "RUNNING"}
+            for c in task.get("containers", [])
+        ],
+        "createdAt": now,
+        "startedAt": now,
+        "updatedAt": now,
+        "version": version,
+    }
+
+
+def _burst_events(releases: Sequence[_Release], total: int, rng: random.Random) -> list[dict[str, Any]]:
+    """``total`` RUNNING events spread over the releases' tasks: each task reports RUNNING several
+    times (newer versions and exact duplicates), and the whole lot is shuffled."""
+    entries: list[dict[str, Any]] = []
+    per_release = total // len(releases)
+    extra = total - per_release * len(releases)
+    for index, rel in enumerate(releases):
+        count = per_release + (1 if index < extra else 0)
+        for n in range(count):
+            task = rel.tasks[n % len(rel.tasks)]
+            version = 2 + rng.randrange(3)  # the same task reported again: duplicates and newer versions
+            entries.append(
+                {
+                    "Source": "aws.ecs",
+                    "DetailType": "ECS Task State Change",
+                    "Resources": [task["taskArn"]],
+                    "Detail": json.dumps(_running_detail(task, version)),
+                }
+            )
+    rng.shuffle(entries)
+    return entries
+
+
+def _filter_handled(clients: Any, since: datetime) -> dict[str, int]:
+    """How many events the filter handled so far, by action (its EMF metrics in CloudWatch)."""
+    counts: dict[str, int] = {}
+    end = datetime.now(UTC) + timedelta(minutes=5)
+    for name in FILTER_ACTIONS:
+        points = clients("cloudwatch").get_metric_statistics(
+            Namespace="EcsCanary",
+            MetricName=name,
+            Dimensions=[{"Name": "service", "Value": "ecs-canary"}],
+            StartTime=since,
+            EndTime=end,
+            Period=86_400,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        counts[name] = int(sum(p["Sum"] for p in points))
+    return counts
+
+
+def _deliver(endpoint: str, entries: Sequence[dict[str, Any]], threads: int) -> None:
+    """POST the entries to /_emulator/events in batches, from several threads at once."""
+    batches = [entries[i : i + BURST_BATCH] for i in range(0, len(entries), BURST_BATCH)]
+    failures: list[BaseException] = []
+
+    def post(share: Sequence[Sequence[dict[str, Any]]]) -> None:
+        try:
+            for batch in share:
+                answer = control.inject_events(endpoint, batch)
+                if answer.get("FailedEntryCount"):
+                    raise RuntimeError(f"{answer['FailedEntryCount']} entries refused: {answer}")
+        except BaseException as exc:
+            failures.append(exc)
+
+    workers = [threading.Thread(target=post, args=(batches[i::threads],)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failures:
+        raise SystemExit(f"delivering the burst failed: {failures[0]}")
+
+
+def _executions(clients: Any, state_machine_arn: str) -> list[dict[str, Any]]:
+    sfn = clients("stepfunctions")
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"stateMachineArn": state_machine_arn, "maxResults": 1000}
+    while True:
+        page = sfn.list_executions(**kwargs)
+        found.extend(page["executions"])
+        if not page.get("nextToken"):
+            return found
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def measure_burst(
+    console: Console,
+    *,
+    pairs: int = BURST_PAIRS,
+    events: int = BURST_EVENTS,
+    threads: int = BURST_THREADS,
+    seed: int = 7,
+) -> Burst:
+    """Register ``pairs`` ALB pairs, release each once, and deliver ``events`` ECS Task State Change
+    events for the releases' tasks (RUNNING, repeated, shuffled, from ``threads`` threads) through the
+    real EventBridge rule and filter function; count executions, records and the filter's rate.
+
+    The releases' tasks stay PENDING (a day-long task start), so the injected events are the only
+    RUNNING events the filter sees, and the executions wait for green to become steady until the
+    measurement stops them.
+    """
+    options = EmulatorOptions(task_start_seconds=86_400, seed=seed)
+    rng = random.Random(seed)
+    with Emulator(
+        time_scale=BURST_TIME_SCALE,
+        template=repo_template(),
+        parameters={"LogLevel": "ERROR"},
+        options=options,
+    ) as emu:
+        clients = cached_clients(emu.client)
+        store = Store(emu.outputs["TableName"], clients("dynamodb"))
+        network = create_network(clients, cluster="burst")
+        with spinner(console, f"burst: building and registering {pairs} ALB pairs …"):
+            built: list[PairInfra] = []
+            for index in range(pairs):
+                pair = create_alb_pair(clients, network, f"burst{index:03d}")
+                _register(store, clients, spec_for(pair))
+                built.append(pair)
+        ecs = clients("ecs")
+        releases: list[_Release] = []
+        with spinner(console, f"burst: releasing v2 to the idle service of {pairs} pairs …"):
+            for pair in built:
+                green = store.get_pair(pair.name).idle_service
+                deployment = release(
+                    clients, pair.cluster, green, register_revision(clients, pair.family, "v2", GOOD)
+                )
+                arns = ecs.list_tasks(cluster=pair.cluster, serviceName=green)["taskArns"]
+                tasks = [
+                    t
+                    for t in ecs.describe_tasks(cluster=pair.cluster, tasks=arns)["tasks"]
+                    if t.get("startedBy") == deployment
+                ]
+                if not tasks:
+                    raise SystemExit(f"{pair.name}: release {deployment} started no tasks")
+                releases.append(_Release(pair.name, green, deployment, tuple(tasks)))
+        emu.wait_for_idle(60)
+        entries = _burst_events(releases, events, rng)
+        since = datetime.now(UTC) - timedelta(minutes=1)
+        baseline = sum(_filter_handled(clients, since).values())
+        with spinner(console, f"burst: {events} task events, {threads} delivery threads …"):
+            began = time.monotonic()
+            _deliver(emu.endpoint, entries, threads)
+            delivered = time.monotonic() - began
+            deadline = began + BURST_PATIENCE
+            while True:
+                counts = _filter_handled(clients, since)
+                handled = sum(counts.values()) - baseline
+                if handled >= events or time.monotonic() > deadline:
+                    break
+                time.sleep(1.0)  # each look is six metric queries to the emulator it measures
+            seconds = time.monotonic() - began
+        if handled < events:
+            console.print(
+                Text(
+                    f"✗ burst: the filter handled {handled} of {events} events in {BURST_PATIENCE:g} s; "
+                    "the figures below are for what it handled",
+                    style="bold red",
+                )
+            )
+        else:
+            console.print(
+                Text(
+                    f"✓ burst: {events} events delivered in {delivered:.1f} s, "
+                    f"handled by the filter in {seconds:.1f} s"
+                )
+            )
+        executions = _executions(clients, emu.outputs["StateMachineArn"])
+        lost = 0
+        for rel in releases:
+            records = store.list_deployments(rel.pair)
+            if len([d for d in records if d.release.deployment == rel.deployment]) != 1 or len(records) != 1:
+                lost += 1
+        with spinner(console, f"burst: stopping {len(executions)} executions …"):
+            sfn = clients("stepfunctions")
+            for execution in executions:
+                if execution["status"] == "RUNNING":
+                    sfn.stop_execution(executionArn=execution["executionArn"], cause="bench: counted")
+        return Burst(
+            pairs=pairs,
+            events=events,
+            executions=len(executions),
+            lost_releases=lost,
+            events_per_second=handled / seconds,
+            seconds=seconds,
+            handled=handled,
+            actions={k: v for k, v in counts.items() if v},
+            lambda_concurrency=emu.options.lambda_concurrency,
+            delivery_threads=threads,
+        )
+
+
+def report_burst(burst: Burst, console: Console) -> bool:
+    """Print the burst's figures against its targets; True when all are met."""
+    checks = (
+        burst.executions == burst.pairs,
+        burst.lost_releases == 0,
+        burst.events_per_second >= TARGET_EVENTS_PER_SECOND,
+        burst.handled >= burst.events,
+    )
+    table = Table(
+        title=f"A burst: {burst.events} ECS task events for {burst.pairs} releases (one per pair)",
+        title_justify="left",
+    )
+    for column in ("pairs", "events", "executions", "lost releases", "events / s", "filter actions"):
+        table.add_column(column, justify="right" if column != "filter actions" else "left")
+    table.add_row(
+        str(burst.pairs),
+        _cell(str(burst.events), True) if checks[3] else _cell(f"{burst.handled} of {burst.events}", False),
+        _cell(str(burst.executions), checks[0]),
+        _cell(str(burst.lost_releases), checks[1]),
+        _cell(f"{burst.events_per_second:.0f}", checks[2]),
+        ", ".join(f"{k} {v}" for k, v in sorted(burst.actions.items())),
+    )
+    console.print(table)
+    console.print(
+        Text(
+            f"events / s: events injected (POST /_emulator/events, {burst.delivery_threads} threads) over "
+            f"the time until the filter function's EMF metrics count all of them ({burst.seconds:.1f} s); "
+            f"Lambda concurrency limit {burst.lambda_concurrency}. Targets: one execution per pair, no lost "
+            f"release, ≥ {TARGET_EVENTS_PER_SECOND:g} events/s.",
+            style="italic",
+        )
+    )
+    return all(checks)
 
 
 def _cell(text: str, good: bool) -> Text:
@@ -578,26 +865,8 @@ def report(results: Sequence[Measurement], interrupts: Sequence[Interrupt], cons
     return ok
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--router", choices=("alb", "route53", "both"), default="both")
-    parser.add_argument(
-        "--time-scale",
-        type=float,
-        default=0.025,
-        help="emulated time factor (default 0.025: a 60 s bake lasts 1.5 s, above the one-second resolution "
-        "of the emulated CloudWatch's metric windows)",
-    )
-    parser.add_argument("--out", type=Path, default=Path(".bench"), help="where results.json goes")
-    args = parser.parse_args(argv)
-    routers: tuple[RouterKind, ...] = ("alb", "route53") if args.router == "both" else (args.router,)
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 150)
-    began = time.monotonic()
-    log = Path(tempfile.mkdtemp(prefix="ecs-canary-bench-")) / "emulator.log"
-    with quiet(log):
-        results, interrupts = measure(routers, args.time_scale, console)
-    ok = report(results, interrupts, console)
-    args.out.mkdir(parents=True, exist_ok=True)
+def _rollout_results(results: Sequence[Measurement], interrupts: Sequence[Interrupt]) -> dict[str, Any]:
+    """The rollout and interrupt figures, as results.json keeps them."""
     payload: dict[str, Any] = {
         "deployments": [
             {
@@ -621,7 +890,67 @@ def main(argv: Sequence[str] | None = None) -> int:
             "router": "alb",
             **{f"bake_{i.bake_seconds}s": round(i.restore_seconds, 4) for i in interrupts if i.kind == kind},
         }
-    (args.out / "results.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return payload
+
+
+def _write_results(path: Path, update: dict[str, Any]) -> None:
+    """Merge ``update`` into the JSON object at ``path`` (keys this run did not measure stay)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    current: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            loaded = None
+        if isinstance(loaded, dict):
+            current = loaded
+    path.write_text(json.dumps({**current, **update}, indent=2), encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--router", choices=("alb", "route53", "both"), default="both")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.025,
+        help="emulated time factor (default 0.025: a 60 s bake lasts 1.5 s, above the one-second resolution "
+        "of the emulated CloudWatch's metric windows)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("rollout", "burst"),
+        default=None,
+        help="run only the rollout and interrupt measurements, or only the burst (default: both)",
+    )
+    parser.add_argument("--burst-pairs", type=int, default=BURST_PAIRS, help=argparse.SUPPRESS)
+    parser.add_argument("--burst-events", type=int, default=BURST_EVENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=Path(".bench"), help="where results.json goes")
+    args = parser.parse_args(argv)
+    routers: tuple[RouterKind, ...] = ("alb", "route53") if args.router == "both" else (args.router,)
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 150)
+    began = time.monotonic()
+    log = Path(tempfile.mkdtemp(prefix="ecs-canary-bench-")) / "emulator.log"
+    ok = True
+    update: dict[str, Any] = {}
+    if args.only != "burst":
+        with quiet(log):
+            results, interrupts = measure(routers, args.time_scale, console)
+        ok = report(results, interrupts, console)
+        update.update(_rollout_results(results, interrupts))
+    if args.only != "rollout":
+        with quiet(log):
+            burst = measure_burst(console, pairs=args.burst_pairs, events=args.burst_events)
+        ok = report_burst(burst, console) and ok
+        update["burst"] = {
+            "pairs": burst.pairs,
+            "events": burst.events,
+            "executions": burst.executions,
+            "lost_releases": burst.lost_releases,
+            "events_per_second": round(burst.events_per_second, 1),
+            "handled": burst.handled,
+        }
+    _write_results(args.out / "results.json", update)
     console.print(
         Text(f"{time.monotonic() - began:.1f}s; results in {args.out / 'results.json'}", style="dim")
     )

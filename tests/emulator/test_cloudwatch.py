@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from types import SimpleNamespace
@@ -9,7 +10,7 @@ from typing import Any
 
 from conftest import purge, receive
 from ecs_canary_cli.local import Emulator
-from ecs_canary_cli.local.patches.cloudwatch import evaluate_alarm
+from ecs_canary_cli.local.patches.cloudwatch import EVALUATION_RANGE_EXTRA, evaluate_alarm
 
 DIMENSIONS = [{"Name": "Service", "Value": "green"}]
 
@@ -162,3 +163,22 @@ def test_m_out_of_n_and_treat_missing_data() -> None:
     assert evaluate_alarm(_spec(treat_missing_data="ignore"), [], now, 60.0) is None
     assert (evaluate_alarm(_spec(), [], now, 60.0) or ("",))[0] == "INSUFFICIENT_DATA"
     assert (evaluate_alarm(_spec(treat_missing_data="notBreaching"), [], now, 60.0) or ("",))[0] == "OK"
+
+
+def test_the_evaluation_range_counts_datapoints_of_older_periods_when_recent_ones_are_missing() -> None:
+    """A sparse metric (published only on failure) or a late datapoint still moves the alarm."""
+    now = 1_000_000.0
+    one_of_one = {"evaluation_periods": 1, "datapoints_to_alarm": 1, "treat_missing_data": "notBreaching"}
+    late = [_datum(11, now - 70)]  # in the period before the last one
+    state, reason, data = evaluate_alarm(_spec(**one_of_one), late, now, 60.0) or ("", "", "")
+    assert state == "ALARM"
+    assert reason.startswith("Threshold Crossed: 1 datapoint [11.0")
+    assert json.loads(data)["recentDatapoints"] == [11.0]
+    # Beyond the evaluation range it no longer counts: missing data is treated as the alarm says.
+    gone = [_datum(11, now - 60 * (1 + EVALUATION_RANGE_EXTRA) - 10)]
+    assert (evaluate_alarm(_spec(**one_of_one), gone, now, 60.0) or ("",))[0] == "OK"
+    # A good datapoint in an older period evaluates as OK too (not "keep the state").
+    assert (evaluate_alarm(_spec(**one_of_one), [_datum(3, now - 70)], now, 60.0) or ("",))[0] == "OK"
+    # M out of N: two datapoints in the range, one breaching, with 2 needed: OK.
+    mixed = [_datum(11, now - 70), _datum(3, now - 130)]
+    assert (evaluate_alarm(_spec(evaluation_periods=2), mixed, now, 60.0) or ("",))[0] == "OK"

@@ -18,7 +18,7 @@ from moto.sqs.models import sqs_backends
 from moto.utilities.arns import parse_arn
 
 from ..clock import DelayedExecutor, EmulatorClock
-from ..lambda_runtime import InProcessLambdaRuntime
+from ..lambda_runtime import DEFAULT_CONCURRENCY, InProcessLambdaRuntime
 
 LOG = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ class EmulatorOptions:
         load balancer health checks.
     task_start_seconds: emulated seconds an ECS task stays PENDING before it is RUNNING.
     route53_propagation_seconds: emulated seconds a Route 53 change stays PENDING.
+    lambda_concurrency: concurrent Lambda executions (execution environments busy at once) per
+        account and region; beyond it asynchronous events wait in the queue and a synchronous
+        Invoke waits for a slot, up to the function's timeout, before it is throttled.
     """
 
     duplicates: int = 0
@@ -47,6 +50,7 @@ class EmulatorOptions:
     target_health: dict[str, str] = field(default_factory=dict)
     task_start_seconds: float = 10.0
     route53_propagation_seconds: float = 30.0
+    lambda_concurrency: int = DEFAULT_CONCURRENCY
     seed: int = 0
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -65,6 +69,7 @@ class EmulatorOptions:
         self.target_health.clear()
         self.task_start_seconds = 10.0
         self.route53_propagation_seconds = 30.0
+        self.lambda_concurrency = DEFAULT_CONCURRENCY
         self.reseed(self.seed)
 
 

@@ -1,4 +1,5 @@
-"""Lambda: handlers run in-process, logs and embedded metrics ship, CloudFormation's Lambda resources."""
+"""Lambda: handlers run in sandbox processes, logs and embedded metrics ship, CloudFormation's Lambda
+resources."""
 
 from __future__ import annotations
 
@@ -98,7 +99,13 @@ def run_lambda_handlers_in_process() -> None:
     unqualified or ``$LATEST`` call runs $LATEST, a version number that version's own code and
     configuration, an alias the version it points to; ``x-amz-executed-version``, the context's
     function_version and ``AWS_LAMBDA_FUNCTION_VERSION`` report which ran, invoked_function_arn the
-    ARN the caller named. moto without Docker returns a canned string instead of running anything.
+    ARN the caller named. Invocations run concurrently, each in an execution environment of the
+    version (warm ones are reused), up to the emulator's concurrency limit
+    (``EmulatorOptions.lambda_concurrency``, far below AWS's 1000): an ``Event`` stays queued until a
+    slot frees, a ``RequestResponse`` call waits for one (ahead of the queue) up to the function's
+    timeout and only then answers 429 ``TooManyRequestsException`` (Reason
+    ``ConcurrentInvocationLimitExceeded``), so the emulator's smaller limit does not throttle calls
+    that AWS would run. moto without Docker returns a canned string instead of running anything.
     """
 
     class TooManyRequests(LambdaClientError):
@@ -106,6 +113,11 @@ def run_lambda_handlers_in_process() -> None:
 
         def __init__(self) -> None:
             super().__init__("TooManyRequestsException", "Rate Exceeded.")
+            body = {"Reason": "ConcurrentInvocationLimitExceeded", "Type": "User"}
+            self.description = json.dumps({"__type": self.error_type, "message": self.message, **body})
+
+    if CONFIG.runtime is not None:
+        CONFIG.runtime.concurrency_limit = lambda: CONFIG.options.lambda_concurrency
 
     def make(_original: Callable[..., Any]) -> Callable[..., Any]:
         def invoke(  # noqa: PLR0917 - the signature of the moto method it replaces

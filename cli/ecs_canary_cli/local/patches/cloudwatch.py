@@ -77,6 +77,10 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
+EVALUATION_RANGE_EXTRA = 2
+"""Periods CloudWatch retrieves beyond EvaluationPeriods (its "evaluation range")."""
+
+
 def evaluate_alarm(
     alarm: Any, metric_data: Iterable[Any], now: float, period_seconds: float
 ) -> tuple[str, str, str] | None:
@@ -84,6 +88,10 @@ def evaluate_alarm(
 
     ``now`` is the evaluation time (epoch seconds) and ``period_seconds`` the real length of one
     of the alarm's periods; the most recent EvaluationPeriods periods ending at ``now`` count.
+    Like CloudWatch, it retrieves a few more periods than that (the evaluation range): when some
+    recent periods are missing but the range holds at least DatapointsToAlarm datapoints, the
+    most recent of those are evaluated and TreatMissingData does not apply. So a datapoint that
+    arrives late, or a sparse metric that only reports failures, still moves the alarm.
     """
     comparison = _COMPARISONS.get(alarm.comparison_operator)
     if comparison is None or not alarm.metric_name or alarm.metric_data_queries:
@@ -102,16 +110,25 @@ def evaluate_alarm(
     needed = int(alarm.datapoints_to_alarm or periods)
     values: list[float | None] = []
     stamps: list[float] = []
-    for index in range(periods):
+    for index in range(periods + EVALUATION_RANGE_EXTRA):
         end = now - index * period_seconds
         start = end - period_seconds
         window = [d for d in points if start <= _utc_seconds(d.timestamp) < end]
         values.append(_statistic(window, alarm.statistic, alarm.extended_statistic))
         stamps.append(start)
     threshold = float(alarm.threshold)
-    present = [(v, s) for v, s in zip(values, stamps, strict=True) if v is not None]
     treat = (alarm.treat_missing_data or "missing").lower()
-    missing = periods - len(present)
+    recent = [(v, s) for v, s in zip(values[:periods], stamps[:periods], strict=True) if v is not None]
+    in_range = [(v, s) for v, s in zip(values, stamps, strict=True) if v is not None]
+    if len(recent) < periods and len(in_range) >= needed:
+        # Some of the last periods are missing but the evaluation range holds enough datapoints:
+        # CloudWatch evaluates the most recent ones it retrieved; TreatMissingData does not apply.
+        present = in_range[:periods]
+        treat = "evaluated"
+        missing = 0
+    else:
+        present = recent
+        missing = periods - len(present)
     breaching = [(v, s) for v, s in present if compare(v, threshold)]
     breach_count = len(breaching) + (missing if treat == "breaching" else 0)
     good_count = len(present) - len(breaching) + (missing if treat == "notbreaching" else 0)
@@ -169,7 +186,7 @@ def evaluate_alarm(
             f"Insufficient Data: {periods} datapoint{'s were' if periods > 1 else ' was'} unknown.",
             reason_data,
         )
-    if good_count > periods - needed or treat in ("missing", "ignore"):
+    if good_count > periods - needed or treat in ("missing", "ignore", "evaluated"):
         count = len(present)
         verb = "was" if count == 1 else "were"
         plural = "datapoint" if count == 1 else "datapoints"
