@@ -155,7 +155,7 @@ test: install
 
 # The emulator patches moto process-wide and keeps a background evaluator running, so the suites
 # that use it run in their own pytest processes, apart from the plain in-process moto tests.
-PYTEST_SUITES := "tests/unit tests/static tests/handlers tests/cli" "tests/emulator" "tests/e2e"
+PYTEST_SUITES := "tests/unit tests/static tests/handlers tests/cli" "tests/fuzz" "tests/emulator" "tests/e2e"
 
 check-pytest pytest: $(PY_STAMP) $(NODE_STAMP)
 	@failed=(); \

@@ -48,6 +48,7 @@ ENV_COMMAND_FUNCTION = "ECS_CANARY_COMMAND_FUNCTION"
 OUTPUT_TABLE = "TableName"
 OUTPUT_STATE_MACHINE = "StateMachineArn"
 OUTPUT_COMMAND_FUNCTION = "CommandFunctionArn"
+OUTPUT_HOOK_PREFIX = "HookFunctionPrefix"
 
 
 class ContextError(Exception):
@@ -64,6 +65,7 @@ class StackContext:
     state_machine_arn: str | None
     stack: str | None
     command_function: str | None = None
+    hook_prefix: str | None = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service_name: str) -> Any:
@@ -168,5 +170,6 @@ def resolve(
             )
         machine = machine or outputs.get(OUTPUT_STATE_MACHINE) or None
         command = command or outputs.get(OUTPUT_COMMAND_FUNCTION) or None
-        return StackContext(session, region_name, table_name, machine, stack_name, command)
+        prefix = outputs.get(OUTPUT_HOOK_PREFIX) or None
+        return StackContext(session, region_name, table_name, machine, stack_name, command, prefix)
     return StackContext(session, region_name, table_name, machine, None, command)

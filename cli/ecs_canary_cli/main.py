@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.text import Text
 
 from ecs_canary_cli.commands import deployments, offline, operate, specs
+from ecs_canary_cli.commands import events as event_commands
+from ecs_canary_cli.commands import wait as wait_commands
 from ecs_canary_cli.commands.base import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, App, CliError
 from ecs_canary_cli.context import DEFAULT_STACK, ENV_STACK, ENV_STATE_MACHINE_ARN, ENV_TABLE, ContextError
 
@@ -101,6 +103,20 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     group.add_argument("--region", default=default, help="AWS region (default: $AWS_REGION or the profile's)")
 
 
+def _output_options(parser: argparse.ArgumentParser, *, following: bool = False) -> None:
+    """``--output text|json`` of the read commands, and ``--json``, its deprecated alias."""
+    shape = "one JSON document per line as it follows, and a final one" if following else "one JSON document"
+    parser.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help=f"text (default) or json: {shape}",
+    )
+    parser.add_argument(
+        "--json", dest="output", action="store_const", const="json", help="deprecated: same as --output json"
+    )
+
+
 def _version() -> str:
     try:
         return metadata.version("ecs-canary")
@@ -132,6 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
         dest="spec_command", metavar="COMMAND", required=True, parser_class=_Parser
     )
     command(spec_commands, "schema", specs.spec_schema, "print the JSON Schema of a spec file")
+    events = commands.add_parser(
+        "events", help="ecs-canary's lifecycle events", description="ecs-canary's lifecycle events."
+    )
+    events_commands = events.add_subparsers(
+        dest="events_command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    command(
+        events_commands,
+        "schema",
+        event_commands.events_schema,
+        "print the JSON Schema of the events' detail, with each transition's detail-type",
+    )
     validate = command(
         spec_commands,
         "validate",
@@ -158,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     deregister.add_argument("pair", metavar="PAIR")
 
     pairs = command(commands, "pairs", deployments.pairs_command, "list registered pairs")
-    pairs.add_argument("--json", action="store_true", help="print JSON")
+    _output_options(pairs)
 
     history = command(
         commands, "deployments", deployments.deployments_command, "list a pair's deployments, newest first"
@@ -167,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument(
         "--limit", type=_positive_int, default=20, metavar="N", help="at most N (default 20)"
     )
-    history.add_argument("--json", action="store_true", help="print JSON")
+    _output_options(history)
 
     status = command(
         commands,
@@ -177,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("pair", metavar="PAIR")
     status.add_argument("deployment_id", metavar="DEPLOYMENT_ID", nargs="?")
-    status.add_argument("--json", action="store_true", help="print JSON")
+    _output_options(status)
 
     watch = command(
         commands,
@@ -202,6 +230,46 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="give up after S seconds (default: never)",
     )
+    _output_options(watch, following=True)
+
+    wait = command(
+        commands,
+        "wait",
+        wait_commands.wait_command,
+        "wait for one release (not the active deployment) to be picked up and to end; "
+        "the exit code says how it ended (for CI)",
+    )
+    wait.formatter_class = argparse.RawDescriptionHelpFormatter
+    wait.description = (
+        "Wait for one release (not the active deployment) to be picked up by ecs-canary and to end.\n"
+        "It prints one line (or, with --output json, one JSON document) per change, and exits with\n"
+        "the code of the release's terminal status (0 only if it SUCCEEDED). For CI."
+    )
+    wait.epilog = wait_commands.exit_codes_help()
+    wait.add_argument("pair", metavar="PAIR")
+    wait.add_argument(
+        "--release",
+        required=True,
+        type=wait_commands.release_ref,
+        metavar="ID",
+        help="the ECS deployment id (ecs-svc/..., from update-service) or the task definition "
+        "(ARN or FAMILY:REVISION; the newest deployment of it if there are several)",
+    )
+    wait.add_argument(
+        "--timeout",
+        type=_non_negative,
+        default=0.0,
+        metavar="S",
+        help=f"give up after S seconds with exit code {wait_commands.EXIT_WAIT_TIMEOUT} (default: never)",
+    )
+    wait.add_argument(
+        "--interval",
+        type=_positive,
+        default=5.0,
+        metavar="S",
+        help="seconds between reads of the table (default 5)",
+    )
+    _output_options(wait, following=True)
 
     unlock = command(
         commands,
@@ -249,6 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not judge health before moving on (the gate is otherwise checked first)",
     )
+
+    operator("approve", operate.approve_command, "let a deployment waiting at an approval gate go on")
+    reject = command(
+        commands,
+        "reject",
+        operate.reject_command,
+        "fail a deployment waiting at an approval gate back to its snapshot",
+    )
+    reject.add_argument("pair", metavar="PAIR")
+    reject.add_argument("--reason", required=True, metavar="TEXT", help="why (recorded in the history)")
 
     local = commands.add_parser(
         "local", help="the offline AWS emulator", description="The offline AWS emulator."

@@ -2,11 +2,13 @@
 
 Every function here is pure: it takes records already read from the store (or plain data)
 and returns a renderable, so the same views appear in ``status``, ``watch`` and the demo,
-and tests can render them to a recording console without touching AWS.
+and tests can render them to a recording console without touching AWS. ``deployment_event``
+is the JSON counterpart of a followed deployment (``watch``/``wait --output json``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,8 +25,10 @@ from rich.text import Text
 __all__ = [
     "HEALTH_EVENTS",
     "STATUS_STYLES",
+    "deployment_event",
     "deployment_panel",
     "deployments_table",
+    "event_key",
     "execution_console_url",
     "format_duration",
     "format_time",
@@ -33,6 +37,7 @@ __all__ = [
     "pairs_table",
     "plan_summary",
     "plan_table",
+    "progress_line",
     "router_summary",
     "spec_table",
     "status_text",
@@ -43,11 +48,15 @@ __all__ = [
 STATUS_STYLES: dict[str, str] = {
     Status.STARTING.value: "yellow",
     Status.RUNNING.value: "bold cyan",
+    Status.PAUSED.value: "yellow",
+    Status.ROLLING_BACK.value: "bold yellow",
     Status.SUCCEEDED.value: "bold green",
     Status.FAILED.value: "bold red",
     Status.ABORTED.value: "magenta",
     Status.TIMED_OUT.value: "red",
     Status.REJECTED.value: "dim yellow",
+    Status.SUPERSEDED.value: "yellow",
+    Status.ROLLBACK_FAILED.value: "bold white on red",
 }
 """Style of each deployment status; Step Functions execution statuses reuse the same names."""
 
@@ -194,6 +203,20 @@ def _step_text(dep: Deployment, steps: int | None) -> str:
     return f"{dep.step_index + 1}/{total}{percent}"
 
 
+def approval_line(dep: Deployment) -> str | None:
+    """What an approval gate the deployment waits at needs (None when none is pending)."""
+    pending = dep.approval
+    if not pending or pending.get("decision") or dep.status not in (Status.RUNNING, Status.PAUSED):
+        return None  # a deployment rolling back or ended waits for no one
+    gate = str(pending.get("key", "")).split(":", 1)[-1]
+    where = f"before {gate.replace(':', ' ')}" if gate.startswith("step:") else f"at {gate}"
+    return (
+        f"waiting {where} since {format_time(str(pending.get('requested_at', '')))}: "
+        f"ecs-canary approve {dep.pair} | reject {dep.pair} --reason TEXT "
+        f"(after {pending.get('timeout_seconds')} s: {pending.get('on_timeout')})"
+    )
+
+
 def deployment_panel(
     dep: Deployment,
     *,
@@ -231,6 +254,9 @@ def deployment_panel(
         grid.add_row("health", health)
     if dep.reason:
         grid.add_row("reason", Text(dep.reason, style=style))
+    approval = approval_line(dep)
+    if approval is not None:
+        grid.add_row("approval", Text(approval, style="bold yellow"))
     timing = f"started {format_time(dep.created_at)}"
     if dep.ended_at:
         timing += f", ended {format_time(dep.ended_at)}"
@@ -253,6 +279,65 @@ def deployment_panel(
         title_align="left",
         border_style=style or "white",
     )
+
+
+def deployment_event(
+    dep: Deployment,
+    *,
+    event: str,
+    steps: int | None,
+    execution_status: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One JSON Lines document of a followed deployment (``watch``/``wait --output json``).
+
+    ``step`` counts from 1 (None before the first shift); ``weights`` are the last recorded ones
+    (the snapshot before the first shift). ``extra`` adds fields such as ``exit_code``.
+    """
+    doc: dict[str, Any] = {
+        "event": event,
+        "pair": dep.pair,
+        "deployment_id": dep.deployment_id,
+        "release": dep.release.to_dict(),
+        "service": dep.service,
+        "live_service": dep.live_service,
+        "status": dep.status.value,
+        "step": None if dep.step_index is None else dep.step_index + 1,
+        "steps": steps,
+        "percent": dep.percent,
+        "weights": dep.expected_weights,
+        "reason": dep.reason,
+        "health": health_line(dep),
+        "approval": approval_line(dep),
+        "updated_at": dep.updated_at,
+        "ended_at": dep.ended_at,
+    }
+    if execution_status is not None:
+        doc["execution_status"] = execution_status
+    doc.update(extra)
+    return doc
+
+
+EVENT_CHANGE_FIELDS = ("status", "step", "percent", "weights", "reason", "approval", "execution_status")
+"""Fields of a followed deployment's document whose change is worth a new line."""
+
+
+def event_key(doc: Mapping[str, Any]) -> str:
+    """What makes two documents of one deployment the same state (timestamps and health aside)."""
+    return json.dumps({k: doc.get(k) for k in EVENT_CHANGE_FIELDS}, sort_keys=True, default=str)
+
+
+def progress_line(dep: Deployment, steps: int | None) -> Text:
+    """One log line of a followed deployment: time, status, step, weights and the reason, if any."""
+    order = (dep.live_service, dep.service)
+    line = Text()
+    line.append(format_time(dep.updated_at, date=False), style="dim")
+    line.append(" ")
+    line.append_text(status_text(dep.status))
+    line.append(f"  step {_step_text(dep, steps)}  weights {format_weights(dep.expected_weights, order)}")
+    if dep.reason:
+        line.append(f"  {dep.reason}", style=STATUS_STYLES.get(dep.status.value, ""))
+    return line
 
 
 def deployments_table(deps: Sequence[Deployment], *, title: str | None = None) -> Table:
@@ -344,17 +429,22 @@ def spec_table(
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-    grid.add_row("pair", spec.name)
-    grid.add_row("cluster", spec.cluster)
+
+    def add_row(label: str, value: RenderableType) -> None:
+        # Names come from the user's spec: shown as written, never read as rich markup.
+        grid.add_row(label, Text(value) if isinstance(value, str) else value)
+
+    add_row("pair", spec.name)
+    add_row("cluster", spec.cluster)
     if live is not None:
-        grid.add_row("live service", Text(live, style="green"))
+        add_row("live service", Text(live, style="green"))
         idle = spec.other(live).name
         baseline = f"  (baseline release {idle_baseline})" if idle_baseline else ""
-        grid.add_row("idle service", f"{idle}{baseline}")
+        add_row("idle service", f"{idle}{baseline}")
     else:
-        grid.add_row("services", ", ".join(spec.service_names))
-    grid.add_row("router", router or router_summary(spec))
-    grid.add_row("plan", plan_summary(spec.resolved_plan()))
+        add_row("services", ", ".join(spec.service_names))
+    add_row("router", router or router_summary(spec))
+    add_row("plan", plan_summary(spec.resolved_plan()))
     gate: list[str] = []
     if spec.health.alarms:
         gate.append(f"alarms {', '.join(spec.health.alarms)}")
@@ -365,8 +455,8 @@ def spec_table(
         if thresholds.max_p99_latency_ms is not None:
             gate.append(f"p99 ≤ {thresholds.max_p99_latency_ms:g} ms")
         gate.append(f"min {thresholds.min_requests} requests")
-    grid.add_row("health", "; ".join(gate))
-    grid.add_row("weight total", str(spec.weight_total))
+    add_row("health", "; ".join(gate))
+    add_row("weight total", str(spec.weight_total))
     return grid
 
 
@@ -381,7 +471,7 @@ def _cell(column: str, value: Any) -> RenderableType:
         return f"{value:.2f}s" if column.endswith("seconds") else f"{value:g}"
     if isinstance(value, Mapping):
         return format_weights(value)
-    return str(value)
+    return Text(str(value))  # user-supplied text is never rich markup
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]], *, title: str | None = "Summary") -> Table:

@@ -118,3 +118,15 @@ class WriteRefused(Exception):
     def __init__(self, message: str, condition: str) -> None:
         super().__init__(message)
         self.condition = condition
+
+
+class HookFailed(Exception):
+    """A lifecycle hook answered FAILED, crashed, answered nonsense or stayed IN_PROGRESS too long."""
+
+
+class CapacityShort(Exception):
+    """Green cannot carry all of the live service's traffic, and did not catch up in time."""
+
+
+class ApprovalRejected(Exception):
+    """An operator rejected the deployment at an approval gate, or it timed out (on_timeout: rollback)."""

@@ -81,6 +81,12 @@ class EcsTaskStateChange(BaseModel):
         parts = self.cluster_arn.split(":")
         return parts[3], parts[4]
 
+    @property
+    def cluster_partition_region_account(self) -> tuple[str, str, str]:
+        """(partition, region, account) of the task's cluster."""
+        parts = self.cluster_arn.split(":")
+        return parts[1], parts[3], parts[4]
+
 
 class EcsTaskStateChangeEvent(EventBridgeModel):
     detail: EcsTaskStateChange
@@ -171,6 +177,8 @@ class CursorModel(BaseModel):
     inconclusive: int = 0
     shifted_at: str | None = None
     reentered: bool = False
+    action: str | None = None
+    gate_waits: int = 0
 
 
 class DeploymentContext(BaseModel):
@@ -218,6 +226,40 @@ class ListenInput(BaseModel):
 
     deployment: DeploymentContext
     token: str = Field(min_length=1)
+    execution: str = Field(min_length=1)
+
+
+class HookCursor(BaseModel):
+    """Where a stage's hook loop is (carried in the state machine between calls)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    stage: Literal[
+        "before_test_traffic",
+        "after_test_traffic",
+        "before_production_traffic",
+        "after_each_shift",
+        "after_production_traffic",
+        "after_promotion",
+        "on_rollback",
+    ]
+    key: str
+    index: int = Field(0, ge=0)
+    attempt: int = Field(0, ge=0)
+    waited: int = Field(0, ge=0)
+    then: Literal["tick", "bake", "end"] = "tick"
+    done: bool = False
+    wait_seconds: int = Field(0, ge=0)
+
+
+class HookInput(BaseModel):
+    """ "Run the stage's hooks" / "Run the rollback hooks": which deployment, which hook loop."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pair: str
+    deployment_id: str
+    hooks: HookCursor
     execution: str = Field(min_length=1)
 
 
@@ -274,7 +316,7 @@ class RollbackFailedInput(BaseModel):
     execution: str = Field(min_length=1)
 
 
-CommandName = Literal["abort", "pause", "resume", "promote"]
+CommandName = Literal["abort", "pause", "resume", "promote", "approve", "reject"]
 
 
 class CommandInput(BaseModel):

@@ -1,16 +1,25 @@
-"""CloudWatch reads behind the health gate: alarm states and the green target group's ALB metrics."""
+"""CloudWatch reads behind the health gate: alarm states and the green target group's ALB metrics.
+
+Only metrics ALB publishes per target group (dimensions ``TargetGroup`` and ``LoadBalancer``) are
+read, so every number is green's own: ``RequestCount``, ``HTTPCode_Target_5XX_Count``,
+``TargetConnectionErrorCount``, ``TargetResponseTime`` (p99) and ``UnHealthyHostCount``
+(Maximum). ``HTTPCode_ELB_5XX_Count`` is not among them: ALB publishes it per load balancer
+(and Availability Zone) only, mixing blue's and green's traffic; a failed connection to one of
+green's targets, the usual cause of an ELB 502/503 on its behalf, is counted through
+``TargetConnectionErrorCount`` instead.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from ecs_canary.errors import RouterConfigError
-from ecs_canary.health import MetricSample
+from ecs_canary.health import MetricSample, MetricWindow, PeriodMetrics, summarise
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -18,11 +27,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "alarm_states",
+    "green_periods",
     "green_sample",
     "lb_dimension",
     "load_balancer_for_target_group",
     "metric_period",
     "tg_dimension",
+    "window_sample",
 ]
 
 NAMESPACE = "AWS/ApplicationELB"
@@ -30,7 +41,17 @@ NAMESPACE = "AWS/ApplicationELB"
 _ALARM_NAMES_PER_CALL = 100
 _QUERY_REQUESTS = "requests"
 _QUERY_ERRORS = "errors5xx"
+_QUERY_CONNECTION_ERRORS = "connectionErrors"
 _QUERY_P99 = "p99"
+_QUERY_UNHEALTHY = "unhealthyHosts"
+_QUERIES = (
+    (_QUERY_REQUESTS, "RequestCount", "Sum"),
+    (_QUERY_ERRORS, "HTTPCode_Target_5XX_Count", "Sum"),
+    (_QUERY_CONNECTION_ERRORS, "TargetConnectionErrorCount", "Sum"),
+    (_QUERY_P99, "TargetResponseTime", "p99"),
+    (_QUERY_UNHEALTHY, "UnHealthyHostCount", "Maximum"),
+)
+"""(query id, ALB metric, statistic) of every per-target-group metric the gate reads."""
 
 
 def alarm_states(cloudwatch: CloudWatchClient, names: Sequence[str]) -> dict[str, str]:
@@ -105,6 +126,78 @@ def _query(query_id: str, metric: str, stat: str, dimensions: list[Any], period:
     }
 
 
+def green_periods(
+    cloudwatch: CloudWatchClient,
+    *,
+    target_group_arn: str,
+    load_balancer_arn: str,
+    start: datetime,
+    end: datetime,
+    period: int,
+) -> list[PeriodMetrics]:
+    """Green's metrics per ``period`` over ``[start, end)``, one entry per period that has any datapoint.
+
+    ``start`` and ``end`` should lie on period boundaries (see :func:`health.metric_window`); a
+    datapoint's timestamp is the start of its period, as CloudWatch returns it.
+    """
+    dimensions = [
+        {"Name": "TargetGroup", "Value": tg_dimension(target_group_arn)},
+        {"Name": "LoadBalancer", "Value": lb_dimension(load_balancer_arn)},
+    ]
+    queries = [_query(query_id, metric, stat, dimensions, period) for query_id, metric, stat in _QUERIES]
+    found: dict[datetime, dict[str, float]] = {}
+    request: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
+    while True:
+        response = cloudwatch.get_metric_data(**request)
+        for result in response.get("MetricDataResults", []):
+            stamps = result.get("Timestamps", [])
+            for stamp, value in zip(stamps, result.get("Values", []), strict=False):
+                moment = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+                values = found.setdefault(moment.astimezone(UTC), {})
+                query_id = result["Id"]
+                # Pages split a result between datapoints; should a timestamp still come twice,
+                # counts add up and the worst p99 or unhealthy count wins.
+                if query_id in (_QUERY_P99, _QUERY_UNHEALTHY):
+                    values[query_id] = max(values.get(query_id, float(value)), float(value))
+                else:
+                    values[query_id] = values.get(query_id, 0.0) + float(value)
+        token = response.get("NextToken")
+        if not token:
+            break
+        request["NextToken"] = token
+    periods = []
+    for moment, values in sorted(found.items()):
+        p99 = values.get(_QUERY_P99)
+        periods.append(
+            PeriodMetrics(
+                start=moment,
+                requests=round(values.get(_QUERY_REQUESTS, 0.0)),
+                target_5xx=round(values.get(_QUERY_ERRORS, 0.0)),
+                connection_errors=round(values.get(_QUERY_CONNECTION_ERRORS, 0.0)),
+                p99_latency_ms=None if p99 is None else p99 * 1000.0,
+                unhealthy_hosts=values.get(_QUERY_UNHEALTHY),
+            )
+        )
+    return periods
+
+
+def window_sample(
+    cloudwatch: CloudWatchClient, *, target_group_arn: str, load_balancer_arn: str, window: MetricWindow
+) -> MetricSample:
+    """Green's sample over the complete periods of ``window``; an empty window is read without a call."""
+    periods: list[PeriodMetrics] = []
+    if window.periods:
+        periods = green_periods(
+            cloudwatch,
+            target_group_arn=target_group_arn,
+            load_balancer_arn=load_balancer_arn,
+            start=window.start,
+            end=window.end,
+            period=window.period_seconds,
+        )
+    return summarise(window, periods)
+
+
 def green_sample(
     cloudwatch: CloudWatchClient,
     *,
@@ -113,36 +206,29 @@ def green_sample(
     start: datetime,
     end: datetime,
 ) -> MetricSample:
-    """Requests, target 5XX responses and p99 latency of one target group over ``[start, end)``.
+    """Green's metrics summed over ``[start, end)`` whatever its periods, for inspecting a window by hand.
 
-    CloudWatch aligns the start to a minute, so the window may still come back in
-    two buckets: counts are summed over buckets and p99 takes the worst bucket.
+    CloudWatch aligns the start to a minute, so the window may come back in two buckets: counts are
+    summed over buckets, p99 and unhealthy targets take the worst bucket. The health gate reads
+    :func:`window_sample` instead, which judges complete periods only.
     """
     period = metric_period(start, end)
-    dimensions = [
-        {"Name": "TargetGroup", "Value": tg_dimension(target_group_arn)},
-        {"Name": "LoadBalancer", "Value": lb_dimension(load_balancer_arn)},
-    ]
-    queries = [
-        _query(_QUERY_REQUESTS, "RequestCount", "Sum", dimensions, period),
-        _query(_QUERY_ERRORS, "HTTPCode_Target_5XX_Count", "Sum", dimensions, period),
-        _query(_QUERY_P99, "TargetResponseTime", "p99", dimensions, period),
-    ]
-    values: dict[str, list[float]] = {_QUERY_REQUESTS: [], _QUERY_ERRORS: [], _QUERY_P99: []}
-    request: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
-    while True:
-        response = cloudwatch.get_metric_data(**request)
-        for result in response.get("MetricDataResults", []):
-            values.setdefault(result["Id"], []).extend(float(v) for v in result.get("Values", []))
-        token = response.get("NextToken")
-        if not token:
-            break
-        request["NextToken"] = token
-    p99 = values[_QUERY_P99]
+    periods = green_periods(
+        cloudwatch,
+        target_group_arn=target_group_arn,
+        load_balancer_arn=load_balancer_arn,
+        start=start,
+        end=end,
+        period=period,
+    )
+    p99s = [p.p99_latency_ms for p in periods if p.p99_latency_ms is not None]
+    unhealthy = [p.unhealthy_hosts for p in periods if p.unhealthy_hosts is not None]
     return MetricSample(
-        requests=round(sum(values[_QUERY_REQUESTS])),
-        errors_5xx=round(sum(values[_QUERY_ERRORS])),
-        p99_latency_ms=max(p99) * 1000.0 if p99 else None,
+        requests=sum(p.requests for p in periods),
+        errors_5xx=sum(p.target_5xx for p in periods),
+        p99_latency_ms=max(p99s) if p99s else None,
+        connection_errors=sum(p.connection_errors for p in periods),
+        unhealthy_hosts=math.ceil(max(unhealthy)) if unhealthy else None,
     )
 
 

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecs_canary import aws, green, metrics
 from ecs_canary.errors import RouterConfigError
+from ecs_canary.gates import HOOK_STAGES, listener_of_rule
 from ecs_canary.routers import TrafficRouter, build_router
 from ecs_canary.spec import AlbRouterSpec, Route53RouterSpec, ServicePairSpec
 from ecs_canary.store import Pair, Store
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_route53 import Route53Client
     from mypy_boto3_sts import STSClient
 
@@ -216,6 +218,72 @@ def _record_target_problems(
     return problems
 
 
+def _hook_problems(lambda_client: LambdaClient, spec: ServicePairSpec, prefix: str | None) -> list[str]:
+    """Every hook function exists, and is one the stack's hook runner may invoke (its name prefix)."""
+    problems: list[str] = []
+    for stage in HOOK_STAGES:
+        for hook in spec.hooks.of(stage):
+            where = f"hook function {hook.function} (hooks.{stage})"
+            if prefix and not hook.function_name.startswith(prefix):
+                problems.append(
+                    f"{where} is not named with the stack's HookFunctionPrefix {prefix!r}: the hook runner "
+                    "may only invoke functions whose name starts with it"
+                )
+                continue
+            try:
+                lambda_client.get_function(FunctionName=hook.function)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                    raise
+                problems.append(f"{where} does not exist")
+    return problems
+
+
+def _load_balancer_of(elbv2: ElasticLoadBalancingv2Client, listener_arn: str) -> str | None:
+    listeners = elbv2.describe_listeners(ListenerArns=[listener_arn]).get("Listeners", [])
+    return str(listeners[0]["LoadBalancerArn"]) if listeners else None
+
+
+def _test_traffic_problems(elbv2: ElasticLoadBalancingv2Client, spec: ServicePairSpec) -> list[str]:
+    """The test listener or rule exists, on the load balancer green's target group is behind.
+
+    An ALB target group serves one load balancer, so a test listener elsewhere could never forward
+    to green. (A Route53 test record is created when needed; the spec refuses the production one.)
+    """
+    test = spec.test_traffic
+    if test is None or test.record_name is not None or not isinstance(spec.router, AlbRouterSpec):
+        return []
+    what = f"test listener rule {test.rule_arn}" if test.rule_arn else f"test listener {test.listener_arn}"
+    try:
+        if test.rule_arn:
+            if not elbv2.describe_rules(RuleArns=[test.rule_arn]).get("Rules"):
+                return [f"{what} (test_traffic) does not exist"]
+            listener_arn = listener_of_rule(test.rule_arn)
+        else:
+            assert test.listener_arn is not None
+            listener_arn = test.listener_arn
+        balancer = _load_balancer_of(elbv2, listener_arn)
+        router = spec.router
+        production = router.listener_arn or listener_of_rule(str(router.rule_arn))
+        production_balancer = _load_balancer_of(elbv2, production)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in {
+            "ListenerNotFound",
+            "RuleNotFound",
+            "ValidationError",
+        }:
+            raise
+        return [f"{what} (test_traffic) does not exist"]
+    if balancer is None:
+        return [f"{what} (test_traffic) does not exist"]
+    if production_balancer is not None and balancer != production_balancer:
+        return [
+            f"{what} (test_traffic) is on load balancer {balancer}, not on {production_balancer} where the "
+            "pair's target groups are (a target group serves one load balancer)"
+        ]
+    return []
+
+
 def _caller_account(sts: STSClient | None) -> str | None:
     """The caller's account, or None when STS cannot say (the check is then skipped, not failed)."""
     try:
@@ -269,6 +337,8 @@ def preflight(
     route53: Route53Client | None = None,
     cloudwatch: CloudWatchClient | None = None,
     sts: STSClient | None = None,
+    lambda_client: LambdaClient | None = None,
+    hook_prefix: str | None = None,
 ) -> Preflight:
     """Check every resource the spec names and find the live service; raise listing every problem.
 
@@ -316,6 +386,12 @@ def preflight(
         problems.extend(_forward_problems(elbv2, spec))
         if target_groups_ok:
             problems.extend(_record_target_problems(elbv2, route53, spec))
+
+    if spec.hooks.all():
+        # Only a spec with hooks needs Lambda (and the permission to read its functions).
+        lambda_client = lambda_client if lambda_client is not None else aws.client("lambda")
+        problems.extend(_hook_problems(lambda_client, spec, hook_prefix))
+    problems.extend(_test_traffic_problems(elbv2, spec))
 
     alarms = list(dict.fromkeys([*spec.health.alarms, *(a for s in spec.services for a in s.alarms)]))
     if alarms:
@@ -367,13 +443,24 @@ def register(
     route53: Route53Client | None = None,
     cloudwatch: CloudWatchClient | None = None,
     sts: STSClient | None = None,
+    lambda_client: LambdaClient | None = None,
+    hook_prefix: str | None = None,
 ) -> Pair:
     """Check the spec's resources, then store the pair with its live service and idle baseline.
 
     The idle service's current PRIMARY ECS deployment is recorded as its baseline: the tasks
     it already runs are not a new release, so their task events must not start a deployment.
     """
-    found = preflight(spec, ecs=ecs, elbv2=elbv2, route53=route53, cloudwatch=cloudwatch, sts=sts)
+    found = preflight(
+        spec,
+        ecs=ecs,
+        elbv2=elbv2,
+        route53=route53,
+        cloudwatch=cloudwatch,
+        sts=sts,
+        lambda_client=lambda_client,
+        hook_prefix=hook_prefix,
+    )
     try:
         return store.put_pair(
             spec,

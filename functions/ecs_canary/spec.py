@@ -25,14 +25,31 @@ from pydantic import (
 )
 
 from ecs_canary.errors import SpecError
+from ecs_canary.gates import (
+    CAPACITY_POLL_SECONDS,
+    HOOK_STAGES,
+    MAX_HOOK_CHECKS,
+    AfterPromotionSpec,
+    ApprovalSpec,
+    ApprovalsSpec,
+    CapacitySpec,
+    HooksSpec,
+    TestTrafficSpec,
+)
 from ecs_canary.plans import (
+    CALL_SECONDS,
+    HOOK_CALL_SECONDS,
+    LOOP_EVENTS,
     PLAN_TAGS,
+    STEP_TAGS,
     AllAtOncePlanSpec,
     CanaryPlanSpec,
+    ExecutionBudget,
     LinearPlanSpec,
     Plan,
     PlanValue,
     StepsPlanSpec,
+    execution_budget,
     resolve_plan,
 )
 from ecs_canary.weights import plan_weight_problems
@@ -56,6 +73,7 @@ __all__ = [
     "load_spec_yaml",
     "parse_spec",
     "spec_json_schema",
+    "spec_warnings",
 ]
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -270,8 +288,40 @@ RouterSpec = Annotated[Route53RouterSpec | AlbRouterSpec, Field(discriminator="t
 ROUTER_TAGS = ("route53", "alb")
 
 
+METRIC_PERIOD_SECONDS = 60
+"""Length of one judged metric period. ALB publishes its metrics once every 60 s per load balancer
+node, each datapoint stamped at the start of its minute, so 60 s is the finest period that holds whole
+datapoints (CloudWatch refuses periods that are not a multiple of 60 for such regular-resolution
+metrics)."""
+METRIC_SETTLE_SECONDS = 30
+"""Seconds after a shift before the first judged period may start, unless the spec sets its own. A
+listener change reaches every load balancer node within seconds, but connections opened before it
+and green's first requests at the new share (cold caches, pools growing) are not the step's steady
+traffic. With Route53 the records' TTL is added (clients keep resolving the old weights that long)."""
+METRIC_LAG_SECONDS = 120
+"""Seconds a period must be over before it is judged. ALB nodes send a minute's datapoints at its
+end and CloudWatch makes one-minute data available about one to two minutes after the minute;
+a period read earlier may lack some nodes' datapoints (too few requests, a p99 without the slow
+node). Two minutes keeps a judged period complete in the usual case."""
+MIN_METRIC_PERIODS = 1
+"""Complete periods with green traffic needed by default. One fits the default 300 s bake with the
+defaults above (30 + 2 * 60 + 120 = 270 s); longer bakes judge every complete period they hold."""
+HIGH_RESOLUTION_PERIODS = (1, 5, 10, 20, 30)
+"""The sub-minute periods CloudWatch accepts (for high-resolution metrics only)."""
+
+
+MAX_ALARMS = 90
+"""Distinct alarms one spec may gate on: registration stores the pair, its services and one item per
+alarm in one DynamoDB transaction (at most 100 items)."""
+
+
 class MetricThresholds(BaseModel):
-    """Limits on the green target group's CloudWatch metrics during each bake."""
+    """Limits on the green target group's CloudWatch metrics during each bake.
+
+    Only whole metric periods that start at least ``settle_seconds`` after the shift and ended at
+    least ``lag_seconds`` ago are judged: a period that straddles the shift mixes the previous step's
+    traffic in, and one that is too recent may still miss datapoints.
+    """
 
     model_config = _MODEL_CONFIG
 
@@ -280,25 +330,98 @@ class MetricThresholds(BaseModel):
         ge=0,
         le=100,
         allow_inf_nan=False,
-        description="Highest acceptable share of target 5xx responses, in percent of requests.",
+        description="Highest acceptable share of failed requests, in percent of green's requests: target "
+        "5xx responses (HTTPCode_Target_5XX_Count) plus connections the load balancer could not open to "
+        "green's targets (TargetConnectionErrorCount).",
     )
     max_p99_latency_ms: float | None = Field(
         None,
         gt=0,
         allow_inf_nan=False,
-        description="Highest acceptable p99 target response time, in milliseconds.",
+        description="Highest acceptable p99 target response time (TargetResponseTime of green's target "
+        "group), in milliseconds.",
     )
     min_requests: int = Field(
         20,
         ge=1,
-        description="Fewest requests green must have served for the metrics to count; fewer is inconclusive.",
+        description="Fewest requests green must have served in the judged periods for the metrics to "
+        "count; fewer is inconclusive.",
     )
+    min_periods: int = Field(
+        MIN_METRIC_PERIODS,
+        ge=1,
+        le=60,
+        description="Fewest complete metric periods with green traffic (see settle_seconds and "
+        "lag_seconds) a verdict needs; fewer is inconclusive, never a pass. A bake must last at least "
+        "settle_seconds + lag_seconds + (min_periods + 1) * period_seconds for its first verdict to "
+        "have them, whatever the clock; spec validate warns about shorter bakes.",
+    )
+    max_unhealthy_hosts: int | None = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Most unhealthy targets (UnHealthyHostCount, maximum over the judged periods) green's "
+        "target group may report; one more fails the step. null turns the check off.",
+    )
+    period_seconds: int = Field(
+        METRIC_PERIOD_SECONDS,
+        ge=1,
+        le=3600,
+        description="Length of one judged period, aligned to the clock as CloudWatch aligns them. ALB "
+        "metrics have one datapoint a minute: keep 60 (or a multiple of it) in AWS; 1, 5, 10, 20 or 30 "
+        "only suit an emulator whose clock runs faster than the functions' (spec validate warns).",
+    )
+    settle_seconds: int | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="Seconds after a shift before the first judged period may start, so no judged period "
+        f"holds the previous step's traffic. Unset: {METRIC_SETTLE_SECONDS}, plus the records' TTL with "
+        "Route53 (clients use the old weights that long; 60 for alias records). Set, it is used as is.",
+    )
+    lag_seconds: int = Field(
+        METRIC_LAG_SECONDS,
+        ge=0,
+        le=3600,
+        description="Seconds a period must be over before it is judged: ALB metrics reach CloudWatch a "
+        "minute or two after their minute, and an incomplete period is not judged.",
+    )
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _cloudwatch_period(cls, value: int) -> int:
+        if value not in HIGH_RESOLUTION_PERIODS and value % 60:
+            raise ValueError(
+                f"must be 1, 5, 10, 20, 30 or a multiple of 60 (the periods CloudWatch accepts), got {value}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _some_threshold(self) -> MetricThresholds:
         if self.max_5xx_percent is None and self.max_p99_latency_ms is None:
             raise ValueError("set at least one of max_5xx_percent or max_p99_latency_ms")
         return self
+
+    def settle(self, propagation_seconds: int = 0) -> int:
+        """Seconds from a shift to the first period that may be judged, given the router's propagation."""
+        if self.settle_seconds is not None:
+            return self.settle_seconds
+        return METRIC_SETTLE_SECONDS + propagation_seconds
+
+    @property
+    def earliest_verdict_seconds(self) -> int:
+        """Seconds after a shift (and its propagation) before ``min_periods`` complete periods can exist.
+
+        Reached only when the settle time after the shift falls on a period boundary. With Route53 the
+        bake's wait and the default settle time both grow by the records' TTL, so it is left out.
+        """
+        return self.settle() + self.min_periods * self.period_seconds + self.lag_seconds
+
+    @property
+    def sure_verdict_seconds(self) -> int:
+        """Seconds after a shift after which ``min_periods`` complete periods exist, wherever the shift
+        falls: one more period covers the wait for the first boundary after the settle time."""
+        return self.earliest_verdict_seconds + self.period_seconds
 
 
 class HealthSpec(BaseModel):
@@ -312,7 +435,9 @@ class HealthSpec(BaseModel):
         "(ALARM fails, INSUFFICIENT_DATA is inconclusive).",
     )
     metrics: MetricThresholds | None = Field(
-        None, description="Thresholds on the green target group's 5xx share and p99 latency."
+        None,
+        description="Thresholds on the green target group's own ALB metrics (failed-request share, p99 "
+        "latency, unhealthy targets), judged over complete metric periods after each shift.",
     )
     recheck_seconds: int = Field(
         30, ge=5, le=3600, description="Seconds to wait before judging again after an inconclusive verdict."
@@ -409,6 +534,23 @@ class ServicePairSpec(BaseModel):
         "current deployment fails back at once (green no longer runs what was judged) and ends "
         "SUPERSEDED; then supersede starts a deployment of the new release from the restored weights, "
         "reject records the new release REJECTED and leaves it idle.",
+    )
+    hooks: HooksSpec = Field(
+        HooksSpec(),
+        description="Lambda hooks per lifecycle stage; each answers SUCCEEDED, FAILED or IN_PROGRESS.",
+    )
+    test_traffic: TestTrafficSpec | None = Field(
+        None,
+        description="Point a test listener, rule or record at green before any production traffic (restored "
+        "exactly after promotion or rollback).",
+    )
+    approvals: ApprovalsSpec = Field(ApprovalsSpec(), description="Approval gates at lifecycle stages.")
+    after_promotion: AfterPromotionSpec = Field(
+        AfterPromotionSpec(), description="A watched bake after 100 %, and scaling the old service to zero."
+    )
+    capacity: CapacitySpec = Field(
+        CapacitySpec(),
+        description="Green must be able to carry all traffic before the first production shift.",
     )
     weight_total: int = Field(
         100,
@@ -510,6 +652,116 @@ class ServicePairSpec(BaseModel):
             raise ValueError("\n".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _few_enough_alarms(self) -> ServicePairSpec:
+        """Registration writes the pair with one item per alarm in one transaction (100 items at most)."""
+        names = {*self.health.alarms, *(a for svc in self.services for a in svc.alarms)}
+        if len(names) > MAX_ALARMS:
+            raise ValueError(
+                f"health.alarms: at most {MAX_ALARMS} distinct alarms in all (health.alarms and "
+                f"services[].alarms together), got {len(names)}; use a composite alarm to combine them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _fits_one_execution(self) -> ServicePairSpec:
+        """Refuse a spec whose worst case could not run to its end in one Step Functions execution."""
+        problems = self.execution_budget().problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def execution_budget(self) -> ExecutionBudget:
+        """Worst-case history events and duration of one deployment of this spec."""
+        plan = self.resolved_plan()
+        events, seconds = self._gates_budget(len(plan.steps))
+        return execution_budget(
+            plan,
+            max_inconclusive=self.health.max_inconclusive,
+            recheck_seconds=self.health.recheck_seconds,
+            steady_polls=self.steady.max_polls,
+            steady_poll_seconds=self.steady.poll_seconds,
+            route53=isinstance(self.router, Route53RouterSpec),
+            extra_events=events,
+            extra_seconds=seconds,
+        )
+
+    def _gates_budget(self, steps: int) -> tuple[int, int]:
+        """Worst-case history events and seconds of the hooks, approvals, capacity wait and watched bake.
+
+        A hook that keeps answering IN_PROGRESS is asked at most ``MAX_HOOK_CHECKS`` + 2 times (each a
+        trip around the hook loop: Task, Choice, Wait) and for at most its ``timeout_seconds`` (which
+        counts the time its answers took) plus one invocation's Task timeout; a stage with hooks costs
+        one more health-check trip. An approval is a Wait of its ``timeout_seconds`` and two
+        health-check trips. The capacity wait polls every ``CAPACITY_POLL_SECONDS``; the watched bake
+        after promotion is one bake with every inconclusive recheck.
+        """
+        loop = LOOP_EVENTS
+        events = seconds = 0
+        for stage in HOOK_STAGES:
+            hooks = self.hooks.of(stage)
+            if not hooks:
+                continue
+            runs = steps if stage == "after_each_shift" else 1
+            for hook in hooks:
+                # floor-length waits, one cut to what is left of the timeout, then the last answer
+                checks = min(MAX_HOOK_CHECKS, hook.timeout_seconds) + 2
+                events += runs * checks * loop
+                # Each answer's time counts against timeout_seconds, so only the last can run past it.
+                seconds += runs * (hook.timeout_seconds + HOOK_CALL_SECONDS)
+            events += runs * loop
+        approvals = [self.approvals.before_production_traffic, self.approvals.after_production_traffic]
+        for approval in [*approvals, *self.step_approvals().values()]:
+            if approval is not None:
+                events += 2 * loop
+                seconds += approval.timeout_seconds + 2 * CALL_SECONDS
+        if self.test_traffic is not None:
+            events += loop
+            seconds += CALL_SECONDS
+        polls = -(-self.capacity.wait_seconds // CAPACITY_POLL_SECONDS) + 1
+        events += polls * loop
+        seconds += self.capacity.wait_seconds + polls * CALL_SECONDS
+        if self.after_promotion.bake_seconds:
+            checks = 2 + self.health.max_inconclusive
+            events += checks * loop
+            seconds += (
+                self.after_promotion.bake_seconds
+                + self.health.max_inconclusive * self.health.recheck_seconds
+                + checks * CALL_SECONDS
+            )
+        return events, seconds
+
+    @model_validator(mode="after")
+    def _gates_fit_the_router(self) -> ServicePairSpec:
+        test = self.test_traffic
+        if test is None:
+            return self
+        problems: list[str] = []
+        if isinstance(self.router, Route53RouterSpec):
+            if test.record_name is None:
+                problems.append("test_traffic: with a route53 router, set record_name (a test record)")
+            elif (
+                _DNS_LABEL_RE is not None
+                and test.record_name.lower().rstrip(".") + "." == self.router.record_name
+            ):
+                problems.append("test_traffic.record_name: must not be the production record")
+        else:
+            if test.record_name is not None:
+                problems.append("test_traffic: with an alb router, set listener_arn or rule_arn")
+            for field, value, pattern in (
+                ("listener_arn", test.listener_arn, _LISTENER_ARN_RE),
+                ("rule_arn", test.rule_arn, _RULE_ARN_RE),
+            ):
+                if value is not None and not pattern.fullmatch(value):
+                    problems.append(
+                        f"test_traffic.{field}: must be an ALB {field.split('_')[0]} ARN, got {value!r}"
+                    )
+                if value is not None and value == self.router.arn:
+                    problems.append(f"test_traffic.{field}: must not be the production {field.split('_')[0]}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
     @property
     def service_names(self) -> tuple[str, str]:
         """Names of both services, in spec order."""
@@ -523,6 +775,10 @@ class ServicePairSpec(BaseModel):
     def resolved_plan(self) -> Plan:
         """The plan as steps and bake time."""
         return resolve_plan(self.plan)
+
+    def step_approvals(self) -> dict[int, ApprovalSpec]:
+        """Approval gates of a ``steps`` plan, by the index of the step whose shift they hold."""
+        return self.plan.approvals() if isinstance(self.plan, StepsPlanSpec) else {}
 
     def service(self, name: str) -> ServiceSpec:
         """The service called ``name``."""
@@ -559,6 +815,8 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         loc = list(error["loc"])
         if len(loc) >= 2 and loc[0] in _TAGGED_UNION_FIELDS and loc[1] in _TAGGED_UNION_FIELDS[str(loc[0])]:
             del loc[1]
+        if len(loc) >= 4 and loc[0] == "plan" and loc[1] == "steps" and loc[3] in STEP_TAGS:
+            del loc[3]
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc.append("type")
         message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -568,6 +826,56 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         else:
             lines.extend(f"{path or 'spec'}: {line}" for line in message.splitlines())
     return lines
+
+
+def spec_warnings(spec: ServicePairSpec) -> list[str]:
+    """What a valid spec may not do as its author expects, one ``<field>: <why>`` line each.
+
+    Warnings, not errors: a bake shorter than the metric rule needs still ends (inconclusive
+    verdicts are rechecked, then fail), and sub-minute periods are right for the emulator.
+    """
+    metrics = spec.health.metrics
+    if metrics is None:
+        return []
+    found: list[str] = []
+    bake = spec.resolved_plan().bake_seconds
+    health = spec.health
+    periods = f"{metrics.min_periods} complete {metrics.period_seconds} s metric period(s)"
+    timing = (
+        f"settle_seconds {metrics.settle()} + up to one period to the next boundary + "
+        f"{metrics.min_periods} x {metrics.period_seconds} s + lag_seconds {metrics.lag_seconds}"
+    )
+    last_check = bake + health.max_inconclusive * health.recheck_seconds
+    if last_check < metrics.earliest_verdict_seconds:
+        found.append(
+            f"plan.bake_seconds: the health gate can never see health.metrics.min_periods = {periods} "
+            f"after a shift: that takes at least {metrics.earliest_verdict_seconds} s "
+            f"({metrics.sure_verdict_seconds} s wherever the shift falls: {timing}), but a step's last "
+            f"recheck comes {last_check} s after it (bake {bake} s + {health.max_inconclusive} x "
+            f"{health.recheck_seconds} s); every deployment would fail as inconclusive. Raise "
+            f"plan.bake_seconds to {metrics.sure_verdict_seconds} or more"
+        )
+    elif bake < metrics.sure_verdict_seconds:
+        found.append(
+            f"plan.bake_seconds: bakes of {bake} s are shorter than the {metrics.sure_verdict_seconds} s "
+            f"the health gate needs to see health.metrics.min_periods = {periods} wherever the shift "
+            f"falls ({timing}); a step's first verdict may be inconclusive and wait for rechecks (every "
+            f"{health.recheck_seconds} s, at most {health.max_inconclusive}). Raise plan.bake_seconds to "
+            f"{metrics.sure_verdict_seconds} or more"
+        )
+    if metrics.period_seconds < METRIC_PERIOD_SECONDS:
+        found.append(
+            f"health.metrics.period_seconds: {metrics.period_seconds} s periods are shorter than the "
+            f"minute ALB publishes its metrics at; in AWS use {METRIC_PERIOD_SECONDS} (or a multiple): "
+            "shorter periods only suit an emulator whose clock runs faster than the functions'"
+        )
+    elif metrics.lag_seconds < METRIC_PERIOD_SECONDS:
+        found.append(
+            f"health.metrics.lag_seconds: {metrics.lag_seconds} s may judge periods CloudWatch does not "
+            f"have all datapoints of yet (ALB's arrive a minute or two after their minute; the default "
+            f"is {METRIC_LAG_SECONDS})"
+        )
+    return found
 
 
 def parse_spec(data: Mapping[str, Any]) -> ServicePairSpec:

@@ -93,6 +93,8 @@ class World:
             route53=self.clients("route53"),
             cloudwatch=self.clients("cloudwatch"),
             sts=self.clients("sts"),
+            lambda_client=self.clients("lambda"),
+            hook_prefix=self.emulator.outputs["HookFunctionPrefix"],
         )
         self.traffic.add_pair(pair)
         return registered

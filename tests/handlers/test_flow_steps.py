@@ -930,6 +930,8 @@ def test_inconclusive_without_datapoints_rechecks_then_gives_up(flow: Flow, rout
             "shift_ms": 0,  # nothing shifted on a recheck
             "verdict": "inconclusive",
             "action": "recheck",
+            "hooks": None,
+            "gate_waits": 0,
         }
         assert flow.weights() == RAMP[0]
 
@@ -956,7 +958,9 @@ def _put_green_metrics(flow: Flow, requests: int, errors: int) -> None:
         {"Name": "TargetGroup", "Value": tg_dimension(flow.target_groups[GREEN])},
         {"Name": "LoadBalancer", "Value": lb_dimension(flow.load_balancer_arn)},
     ]
-    at = datetime.now(UTC) - timedelta(seconds=30)
+    # Inside a whole period that starts after the shift's settle time and ended more than the
+    # metrics' publishing lag ago (defaults 30 s and 120 s): the test backdates the shift by 300 s.
+    at = datetime.now(UTC) - timedelta(seconds=200)
     flow.cloudwatch.put_metric_data(
         Namespace="AWS/ApplicationELB",
         MetricData=[
@@ -967,6 +971,7 @@ def _put_green_metrics(flow: Flow, requests: int, errors: int) -> None:
                 "Timestamp": at,
                 "Value": errors,
             },
+            {"MetricName": "UnHealthyHostCount", "Dimensions": dimensions, "Timestamp": at, "Value": 0},
         ],
     )
 
@@ -980,7 +985,7 @@ def _put_green_metrics(flow: Flow, requests: int, errors: int) -> None:
 )
 def test_metrics_gate_judges_green_target_group(flow: Flow, requests: int, errors: int, outcome: str) -> None:
     run, state = _at_step(flow, 0, metrics={"max_5xx_percent": 1, "min_requests": 100})
-    run.backdate(BAKE * 2)  # the step baked: its window covers the datapoints
+    run.backdate(BAKE * 5)  # the step baked long enough for a whole period to be judged
     _put_green_metrics(flow, requests, errors)
 
     if outcome == "shift":

@@ -11,15 +11,18 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from ecs_canary.errors import RouterConfigError
-from ecs_canary.health import MetricSample
+from ecs_canary.health import MetricSample, PeriodMetrics, metric_window
 from ecs_canary.metrics import (
     alarm_states,
+    green_periods,
     green_sample,
     lb_dimension,
     load_balancer_for_target_group,
     metric_period,
     tg_dimension,
+    window_sample,
 )
+from ecs_canary.spec import MetricThresholds
 from moto.cloudwatch.models import cloudwatch_backends
 
 REGION = "us-east-1"
@@ -184,7 +187,7 @@ def test_alarm_states_without_names_makes_no_call(cloudwatch: Any) -> None:
     assert calls == []
 
 
-# ---- green_sample ------------------------------------------------------------------------------
+# ---- green_sample, green_periods, window_sample ---------------------------------------------------
 
 
 def _put(cloudwatch: Any, metric: str, value: float, at: datetime, dimensions: list[dict[str, str]]) -> None:
@@ -192,6 +195,16 @@ def _put(cloudwatch: Any, metric: str, value: float, at: datetime, dimensions: l
         Namespace="AWS/ApplicationELB",
         MetricData=[{"MetricName": metric, "Dimensions": dimensions, "Value": value, "Timestamp": at}],
     )
+
+
+QUERIED = {
+    "requests": ("RequestCount", "Sum"),
+    "errors5xx": ("HTTPCode_Target_5XX_Count", "Sum"),
+    "connectionErrors": ("TargetConnectionErrorCount", "Sum"),
+    "p99": ("TargetResponseTime", "p99"),
+    "unhealthyHosts": ("UnHealthyHostCount", "Maximum"),
+}
+"""Every metric the gate reads: only ones ALB publishes per target group (TargetGroup, LoadBalancer)."""
 
 
 def test_green_sample_with_moto(cloudwatch: Any) -> None:
@@ -204,23 +217,27 @@ def test_green_sample_with_moto(cloudwatch: Any) -> None:
         ("RequestCount", 1000, 400),  # before the window
         ("HTTPCode_Target_5XX_Count", 2, 100),
         ("HTTPCode_Target_5XX_Count", 1, 10),
+        ("TargetConnectionErrorCount", 4, 50),
+        ("UnHealthyHostCount", 0, 200),
+        ("UnHealthyHostCount", 1, 100),
     ]:
         _put(cloudwatch, metric, value, end - timedelta(seconds=age), DIMENSIONS)
     _put(cloudwatch, "RequestCount", 500, end - timedelta(seconds=30), other)
+    # Load-balancer-wide metrics mix blue's traffic in: never read.
+    _put(cloudwatch, "HTTPCode_ELB_5XX_Count", 70, end - timedelta(seconds=30), [DIMENSIONS[1]])
     calls = _calls(cloudwatch, "GetMetricData")
 
     sample = green_sample(cloudwatch, target_group_arn=TG_ARN, load_balancer_arn=LB_ARN, start=start, end=end)
 
     # moto cannot compute percentile statistics, so no TargetResponseTime is published here.
-    assert sample == MetricSample(requests=100, errors_5xx=3, p99_latency_ms=None)
+    assert sample == MetricSample(
+        requests=100, errors_5xx=3, p99_latency_ms=None, connection_errors=4, unhealthy_hosts=1
+    )
     (call,) = calls
     assert (call["StartTime"], call["EndTime"]) == (start, end)
     stats = {q["Id"]: q["MetricStat"] for q in call["MetricDataQueries"]}
-    assert {k: (v["Metric"]["MetricName"], v["Stat"], v["Period"]) for k, v in stats.items()} == {
-        "requests": ("RequestCount", "Sum", 300),
-        "errors5xx": ("HTTPCode_Target_5XX_Count", "Sum", 300),
-        "p99": ("TargetResponseTime", "p99", 300),
-    }
+    assert {k: (v["Metric"]["MetricName"], v["Stat"]) for k, v in stats.items()} == QUERIED
+    assert {v["Period"] for v in stats.values()} == {300}
     assert all(v["Metric"]["Namespace"] == "AWS/ApplicationELB" for v in stats.values())
     assert all(v["Metric"]["Dimensions"] == DIMENSIONS for v in stats.values())
 
@@ -237,12 +254,65 @@ def test_green_sample_without_data(cloudwatch: Any) -> None:
     assert sample == MetricSample(requests=0, errors_5xx=0, p99_latency_ms=None)
 
 
+def test_window_sample_reads_whole_periods_only(cloudwatch: Any) -> None:
+    """A timeline in moto: the shift's own minute and the minute still arriving are left out."""
+    metrics = MetricThresholds(max_5xx_percent=1)
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    shifted = minute + timedelta(seconds=20)
+    now = minute + timedelta(minutes=5, seconds=10)
+    for metric, value, offset in [
+        ("RequestCount", 900, 10),  # the shift's minute: the previous step's traffic
+        ("HTTPCode_Target_5XX_Count", 900, 10),
+        ("RequestCount", 300, 70),  # judged
+        ("HTTPCode_Target_5XX_Count", 1, 70),
+        ("UnHealthyHostCount", 0, 70),
+        ("RequestCount", 200, 130),  # judged
+        ("TargetConnectionErrorCount", 2, 150),
+        ("UnHealthyHostCount", 0, 130),
+        ("RequestCount", 50, 190),  # ended less than lag_seconds ago
+        ("HTTPCode_Target_5XX_Count", 50, 190),
+    ]:
+        _put(cloudwatch, metric, value, minute + timedelta(seconds=offset), DIMENSIONS)
+    window = metric_window(shifted, now, metrics)
+    calls = _calls(cloudwatch, "GetMetricData")
+
+    sample = window_sample(cloudwatch, target_group_arn=TG_ARN, load_balancer_arn=LB_ARN, window=window)
+
+    assert (window.start, window.end) == (minute + timedelta(minutes=1), minute + timedelta(minutes=3))
+    assert sample == MetricSample(
+        requests=500,
+        errors_5xx=1,
+        connection_errors=2,
+        unhealthy_hosts=0,
+        periods=2,
+        window_periods=2,
+        window=window.describe(),
+    )
+    (call,) = calls
+    assert (call["StartTime"], call["EndTime"]) == (window.start, window.end)
+    assert {q["MetricStat"]["Period"] for q in call["MetricDataQueries"]} == {60}
+
+
+def test_an_empty_window_is_not_read(cloudwatch: Any) -> None:
+    now = datetime.now(UTC)
+    window = metric_window(now - timedelta(seconds=30), now, MetricThresholds(max_5xx_percent=1))
+    calls = _calls(cloudwatch, "GetMetricData")
+
+    sample = window_sample(cloudwatch, target_group_arn=TG_ARN, load_balancer_arn=LB_ARN, window=window)
+
+    assert calls == []
+    assert (sample.requests, sample.periods, sample.window_periods) == (0, 0, 0)
+
+
 @dataclass(frozen=True)
 class Page:
-    requests: list[float]
-    errors: list[float]
-    p99_seconds: list[float]
+    """One GetMetricData page: per query, (minute offset, value) datapoints."""
+
+    data: dict[str, list[tuple[int, float]]]
     token: str | None = None
+
+
+START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -253,36 +323,78 @@ def stubbed_cloudwatch() -> Iterator[tuple[Any, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
+def _periods(*rows: tuple[int, dict[str, Any]]) -> list[PeriodMetrics]:
+    return [PeriodMetrics(start=START + timedelta(minutes=m), **fields) for m, fields in rows]
+
+
 @pytest.mark.parametrize(
     ("pages", "expected"),
     [
-        ([Page([10], [1], [0.25])], MetricSample(10, 1, 250.0)),
-        # The minute-aligned start can split the window into two buckets.
-        ([Page([10, 5], [1, 0], [0.25, 0.4])], MetricSample(15, 1, 400.0)),
-        ([Page([10], [], [0.2], token="t1"), Page([7], [2], [0.1])], MetricSample(17, 2, 200.0)),
-        ([Page([3], [0], [])], MetricSample(3, 0, None)),
+        pytest.param(
+            [
+                Page(
+                    {
+                        "requests": [(0, 10)],
+                        "errors5xx": [(0, 1)],
+                        "p99": [(0, 0.25)],
+                        "unhealthyHosts": [(0, 0)],
+                    }
+                )
+            ],
+            _periods((0, {"requests": 10, "target_5xx": 1, "p99_latency_ms": 250.0, "unhealthy_hosts": 0.0})),
+            id="one-period",
+        ),
+        pytest.param(
+            [
+                Page(
+                    {
+                        "requests": [(0, 10), (1, 5)],
+                        "p99": [(0, 0.25), (1, 0.4)],
+                        "connectionErrors": [(1, 2)],
+                    }
+                )
+            ],
+            _periods(
+                (0, {"requests": 10, "p99_latency_ms": 250.0}),
+                (1, {"requests": 5, "p99_latency_ms": 400.0, "connection_errors": 2}),
+            ),
+            id="two-periods",
+        ),
+        pytest.param(
+            [Page({"requests": [(1, 10)]}, token="t1"), Page({"requests": [(0, 7)], "errors5xx": [(0, 2)]})],
+            _periods((0, {"requests": 7, "target_5xx": 2}), (1, {"requests": 10})),
+            id="two-pages",
+        ),
+        pytest.param(
+            [Page({"unhealthyHosts": [(0, 2)]})],
+            _periods((0, {"unhealthy_hosts": 2.0})),
+            id="no-traffic-but-unhealthy",
+        ),
+        pytest.param([Page({})], [], id="nothing"),
     ],
-    ids=["one-bucket", "two-buckets", "two-pages", "no-latency"],
 )
-def test_green_sample_aggregates_buckets_and_pages(
-    stubbed_cloudwatch: tuple[Any, Stubber], pages: list[Page], expected: MetricSample
+def test_green_periods_groups_datapoints_by_period(
+    stubbed_cloudwatch: tuple[Any, Stubber], pages: list[Page], expected: list[PeriodMetrics]
 ) -> None:
     client, stubber = stubbed_cloudwatch
-    end = datetime(2026, 5, 1, 12, 10, 30, tzinfo=UTC)
-    start = end - timedelta(seconds=90)
+    end = START + timedelta(minutes=3)
     previous_token: str | None = None
     for page in pages:
         results = [
-            {"Id": "requests", "Values": page.requests, "StatusCode": "Complete"},
-            {"Id": "errors5xx", "Values": page.errors, "StatusCode": "Complete"},
-            {"Id": "p99", "Values": page.p99_seconds, "StatusCode": "Complete"},
+            {
+                "Id": query_id,
+                "Timestamps": [START + timedelta(minutes=m) for m, _ in page.data.get(query_id, [])],
+                "Values": [v for _, v in page.data.get(query_id, [])],
+                "StatusCode": "Complete",
+            }
+            for query_id in QUERIED
         ]
         response: dict[str, Any] = {"MetricDataResults": results}
         if page.token:
             response["NextToken"] = page.token
         expected_params: dict[str, Any] = {
-            "MetricDataQueries": _expected_queries(120),
-            "StartTime": start,
+            "MetricDataQueries": _expected_queries(60),
+            "StartTime": START,
             "EndTime": end,
         }
         if previous_token:
@@ -290,14 +402,16 @@ def test_green_sample_aggregates_buckets_and_pages(
         stubber.add_response("get_metric_data", response, expected_params)
         previous_token = page.token
 
-    sample = green_sample(client, target_group_arn=TG_ARN, load_balancer_arn=LB_ARN, start=start, end=end)
+    periods = green_periods(
+        client, target_group_arn=TG_ARN, load_balancer_arn=LB_ARN, start=START, end=end, period=60
+    )
 
-    assert sample == expected
+    assert periods == expected
 
 
 def _expected_queries(period: int) -> list[dict[str, Any]]:
-    def query(query_id: str, metric: str, stat: str) -> dict[str, Any]:
-        return {
+    return [
+        {
             "Id": query_id,
             "MetricStat": {
                 "Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": metric, "Dimensions": DIMENSIONS},
@@ -306,11 +420,7 @@ def _expected_queries(period: int) -> list[dict[str, Any]]:
             },
             "ReturnData": True,
         }
-
-    return [
-        query("requests", "RequestCount", "Sum"),
-        query("errors5xx", "HTTPCode_Target_5XX_Count", "Sum"),
-        query("p99", "TargetResponseTime", "p99"),
+        for query_id, (metric, stat) in QUERIED.items()
     ]
 
 

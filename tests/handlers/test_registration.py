@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
+import json
+import zipfile
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -681,3 +684,109 @@ def test_the_registered_cluster_arn_is_stored(world: World) -> None:
 
     assert pair.cluster_arn == f"arn:aws:ecs:us-east-1:123456789012:cluster/{CLUSTER}"
     assert world.store.get_pair("shop").cluster_arn == pair.cluster_arn
+
+
+# ---- gates: hooks and test traffic --------------------------------------------------------------
+
+
+def _hook_function(name: str) -> None:
+    iam = client("iam")
+    role = iam.create_role(
+        RoleName=f"{name}-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("hook.py", "def handler(event, context):\n    return {'hookStatus': 'SUCCEEDED'}\n")
+    client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role,
+        Handler="hook.handler",
+        Code={"ZipFile": archive.getvalue()},
+    )
+
+
+def _register_gated(world: World, data: dict[str, Any], prefix: str = "ecs-canary-hook-") -> Any:
+    return register(
+        world.store,
+        parse_spec(data),
+        ecs=world.ecs,
+        elbv2=world.elbv2,
+        route53=world.route53,
+        cloudwatch=world.cloudwatch,
+        lambda_client=client("lambda"),
+        hook_prefix=prefix,
+    )
+
+
+def _gated_problems(world: World, data: dict[str, Any], prefix: str = "ecs-canary-hook-") -> tuple[str, ...]:
+    with pytest.raises(RegistrationError) as caught:
+        _register_gated(world, data, prefix)
+    assert world.store.list_pairs() == []
+    return caught.value.problems
+
+
+def test_hooks_that_exist_and_carry_the_prefix_are_accepted(world: World) -> None:
+    _hook_function("ecs-canary-hook-smoke")
+    data = world.alb_spec(hooks={"after_test_traffic": [{"function": "ecs-canary-hook-smoke"}]})
+    assert _register_gated(world, data).spec.name == "shop"
+
+
+def test_a_missing_hook_and_one_without_the_prefix_are_each_named(world: World) -> None:
+    _hook_function("smoke-tests")  # exists, but the stack may not invoke it
+    data = world.alb_spec(
+        hooks={
+            "before_test_traffic": [{"function": "ecs-canary-hook-gone"}],
+            "on_rollback": [{"function": "smoke-tests"}],
+        }
+    )
+    problems = _gated_problems(world, data)
+    assert "hook function ecs-canary-hook-gone (hooks.before_test_traffic) does not exist" in problems
+    assert any(
+        p.startswith(
+            "hook function smoke-tests (hooks.on_rollback) is not named with the stack's HookFunctionPrefix"
+        )
+        for p in problems
+    ), problems
+
+
+def test_a_test_listener_on_the_pairs_load_balancer_is_accepted(world: World) -> None:
+    lb = world.elbv2.describe_listeners(ListenerArns=[world.listener])["Listeners"][0]["LoadBalancerArn"]
+    test = world.elbv2.create_listener(
+        LoadBalancerArn=lb, Protocol="HTTP", Port=8080, DefaultActions=[_forward(world, 100, 0)]
+    )["Listeners"][0]["ListenerArn"]
+    assert _register_gated(world, world.alb_spec(test_traffic={"listener_arn": test})).spec.name == "shop"
+
+
+def test_a_missing_test_listener_is_refused(world: World) -> None:
+    gone = world.listener.rsplit("/", 1)[0] + "/0123456789abcdef"
+    problems = _gated_problems(world, world.alb_spec(test_traffic={"listener_arn": gone}))
+    assert problems == (f"test listener {gone} (test_traffic) does not exist",)
+
+
+def test_a_test_listener_on_another_load_balancer_is_refused(world: World) -> None:
+    subnets = [s["SubnetId"] for s in client("ec2").describe_subnets()["Subnets"]][:2]
+    other = world.elbv2.create_load_balancer(Name="elsewhere", Subnets=subnets)["LoadBalancers"][0]
+    test = world.elbv2.create_listener(
+        LoadBalancerArn=other["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+    )["Listeners"][0]["ListenerArn"]
+    (problem,) = _gated_problems(world, world.alb_spec(test_traffic={"listener_arn": test}))
+    assert problem.startswith(
+        f"test listener {test} (test_traffic) is on load balancer {other['LoadBalancerArn']}"
+    )
+    assert "a target group serves one load balancer" in problem

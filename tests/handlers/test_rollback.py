@@ -64,7 +64,7 @@ def test_rollback_restores_the_exact_snapshot_and_closes(
     result = run.rollback(catch("GreenUnhealthy", message))
 
     reason = f"GreenUnhealthy: {message}; traffic restored at {_split(snapshot)}"
-    assert result == {"status": "FAILED", "reason": reason, "restored": True}
+    assert result == {"status": "FAILED", "reason": reason, "restored": True, "hooks": None}
     assert flow.weights() == snapshot
     record = run.record()
     assert record.status is Status.FAILED
@@ -83,7 +83,7 @@ def test_rollback_restores_the_exact_snapshot_and_closes(
     flow.set_weights({BLUE: 30, GREEN: 70})
     before = flow.items()
     again = run.rollback(catch("GreenUnhealthy", message))
-    assert again == {"status": "FAILED", "reason": reason, "restored": False}
+    assert again == {"status": "FAILED", "reason": reason, "restored": False, "hooks": None}
     assert flow.items() == before
     assert flow.weights() == {BLUE: 30, GREEN: 70}
 
@@ -142,6 +142,7 @@ def test_rollback_before_any_snapshot_says_no_traffic_moved(flow: Flow, router: 
         "status": "FAILED",
         "reason": f"RouterConfigError: {failed.value}; no traffic had moved",
         "restored": False,
+        "hooks": None,
     }
     record = run.record()
     assert record.status is Status.FAILED
@@ -179,7 +180,12 @@ def test_rollback_reason_from_the_catch(flow: Flow, error: dict[str, Any] | None
 
     result = run.rollback(error)
 
-    assert result == {"status": "FAILED", "reason": f"{reason}; no traffic had moved", "restored": False}
+    assert result == {
+        "status": "FAILED",
+        "reason": f"{reason}; no traffic had moved",
+        "restored": False,
+        "hooks": None,
+    }
     assert run.record().reason == result["reason"]
 
 
@@ -237,6 +243,7 @@ def test_the_recorded_intent_decides_the_outcome(
         "status": status,
         "reason": f"{reason}; traffic restored at {_split(SNAPSHOT)}",
         "restored": True,
+        "hooks": None,
     }
     assert flow.weights() == SNAPSHOT
     assert run.record().status.value == status
@@ -273,6 +280,7 @@ def test_rollback_of_an_unknown_deployment_writes_nothing(flow: Flow) -> None:
         "status": "FAILED",
         "reason": "rollback requested (no deployment record)",
         "restored": False,
+        "hooks": None,
     }
     assert flow.items() == before
 
@@ -549,6 +557,7 @@ def test_a_deployment_superseded_before_it_began_hands_over_without_moving_traff
         "status": "SUPERSEDED",
         "reason": f"{intent.reason}; no traffic had moved",
         "restored": False,
+        "hooks": None,
     }
     successor = _successor_run(flow, release)
     assert flow.lock() == successor.deployment_id

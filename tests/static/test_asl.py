@@ -124,7 +124,10 @@ def test_every_task_catches_everything(name: str, state: State) -> None:
 ROLLOUT = "Roll out"
 REFUSE = "Refuse an execution that does not own the deployment"
 RECORD_FAILED = "Record that the rollback failed"
-TOP_TASKS = [(n, s) for n, s in STATES.items() if s["Type"] == "Task" and n not in (ROLLBACK, RECORD_FAILED)]
+# Everything after "Roll back" runs once traffic is restored: its failures end the deployment.
+AFTER_ROLLBACK = reachable(STATES, ROLLBACK)
+TOP_TASKS = [(n, s) for n, s in STATES.items() if s["Type"] == "Task" and n not in AFTER_ROLLBACK]
+ROLLBACK_HOOK_TASKS = [(n, s) for n, s in STATES.items() if s["Type"] == "Task" and "hook" in n]
 BRANCH_TASKS = [
     (name, state, branch)
     for branch in STATES[ROLLOUT]["Branches"]
@@ -147,6 +150,16 @@ def test_failures_lead_into_the_rollback(name: str, state: State) -> None:
             f"Task {name!r} catches {error} into {target!r}, which never reaches {ROLLBACK!r}"
         )
         assert STATES.get(target, {}).get("Type") != "Succeed", f"{name!r}: a failure must not end in success"
+
+
+@pytest.mark.parametrize(("name", "state"), ROLLBACK_HOOK_TASKS, ids=[n for n, _ in ROLLBACK_HOOK_TASKS])
+def test_rollback_hooks_never_lead_back_to_traffic(name: str, state: State) -> None:
+    """on_rollback hooks run after the restore; whatever they do, the deployment only ends."""
+    assert name in AFTER_ROLLBACK
+    assert ROLLOUT not in reachable(STATES, name)
+    assert ROLLBACK not in reachable(STATES, name)
+    for target in _catches(state).values():
+        assert STATES[target]["Type"] in ("Choice", "Fail")
 
 
 def test_the_rollout_catches_interrupts_into_the_rollback_and_re_enters_on_operator_commands() -> None:
@@ -212,12 +225,15 @@ def test_the_rollback_retries_and_fails_loudly_when_it_cannot_restore() -> None:
     assert record["Type"] == "Task", "a rollback that gives up is recorded (ROLLBACK_FAILED) first"
     assert STATES[record["Next"]]["Type"] == "Fail"
     assert all(STATES[c["Next"]]["Type"] == "Fail" for c in record["Catch"])
-    ends = {STATES[n]["Type"] for n in reachable(STATES, rollback["Next"])} - {"Choice"}
+    # After the restore only the on_rollback hooks (Task/Wait that never reach traffic) run, then it ends.
+    after = reachable(STATES, rollback["Next"])
+    hooks = {n for n in after if STATES[n]["Type"] in ("Task", "Wait")}
+    assert all("hook" in n for n in hooks), f"after the rollback only rollback hooks run: {sorted(hooks)}"
+    ends = {STATES[n]["Type"] for n in after - hooks} - {"Choice"}
     assert ends <= {"Fail", "Succeed"}, "after the rollback the execution ends"
-    failing = [STATES[c["Next"]] for c in STATES[rollback["Next"]]["Choices"]]
-    assert STATES[STATES[rollback["Next"]]["Default"]]["Type"] == "Fail", (
-        "a rolled-back deployment must end the execution as failed"
-    )
+    why = STATES["Why did it end?"]
+    failing = [STATES[c["Next"]] for c in why["Choices"]]
+    assert STATES[why["Default"]]["Type"] == "Fail", "a rolled-back deployment must end as failed"
     assert sum(1 for s in failing if s["Type"] == "Succeed") <= 1
 
 

@@ -302,3 +302,13 @@ def test_table_policy_allows_every_call_the_store_makes() -> None:
     policy = TEMPLATE["Resources"]["DeploymentTablePolicy"]["Properties"]["PolicyDocument"]
     granted = {action for statement in policy["Statement"] for action in as_list(statement["Action"])}
     assert needed <= granted, f"DeploymentTablePolicy lacks {sorted(needed - granted)}"
+
+
+def test_route53_changes_are_limited_to_the_actions_and_types_the_routers_write() -> None:
+    changes = [s for _, s in ALLOW_STATEMENTS if "route53:ChangeResourceRecordSets" in as_list(s["Action"])]
+    assert changes, "no statement allows ChangeResourceRecordSets"
+    for statement in changes:
+        assert as_list(statement["Action"]) == ["route53:ChangeResourceRecordSets"]
+        limits = statement["Condition"]["ForAllValues:StringEquals"]
+        assert sorted(limits["route53:ChangeResourceRecordSetsActions"]) == ["DELETE", "UPSERT"]
+        assert sorted(limits["route53:ChangeResourceRecordSetsRecordTypes"]) == ["A", "AAAA", "CNAME"]

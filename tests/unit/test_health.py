@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from ecs_canary.health import HealthReport, MetricSample, Verdict, judge, preflight
 from ecs_canary.spec import HealthSpec, MetricThresholds
 from hypothesis import given
 from hypothesis import strategies as st
+
+
+def S(requests: int, errors_5xx: int, p99: float | None, **extra: Any) -> MetricSample:
+    """A sample whose target group reported no unhealthy targets (the usual case)."""
+    return MetricSample(requests, errors_5xx, p99, **{"unhealthy_hosts": 0, **extra})
+
 
 ALARMS_ONLY = HealthSpec(alarms=("a", "b"))
 METRICS_ONLY = HealthSpec(
@@ -22,7 +29,7 @@ BOTH = HealthSpec(
 )
 
 OK = {"a": "OK", "b": "OK"}
-GOOD = MetricSample(requests=480, errors_5xx=1, p99_latency_ms=120)
+GOOD = S(480, 1, 120)
 
 
 @pytest.mark.parametrize(
@@ -36,24 +43,39 @@ GOOD = MetricSample(requests=480, errors_5xx=1, p99_latency_ms=120)
             OK,
             GOOD,
             Verdict.PASS,
-            ("alarms OK: a, b; 5xx 0.208% <= 1%; p99 120ms <= 500ms; 480 requests",),
+            (
+                "alarms OK: a, b; 5xx 0.208% <= 1%; p99 120ms <= 500ms; unhealthy targets 0 <= 0; "
+                "480 requests",
+            ),
         ),
         (
             METRICS_ONLY,
             {},
-            MetricSample(500, 1, 120.5),
+            S(500, 1, 120.5),
             Verdict.PASS,
-            ("5xx 0.2% <= 1%; p99 120.5ms <= 500ms; 500 requests",),
+            ("5xx 0.2% <= 1%; p99 120.5ms <= 500ms; unhealthy targets 0 <= 0; 500 requests",),
         ),
-        (FIVE_XX_ONLY, {}, MetricSample(20, 0, None), Verdict.PASS, ("5xx 0% <= 1%; 20 requests",)),
-        (P99_ONLY, {}, MetricSample(20, 20, 499.0), Verdict.PASS, ("p99 499ms <= 500ms; 20 requests",)),
+        (
+            FIVE_XX_ONLY,
+            {},
+            S(20, 0, None),
+            Verdict.PASS,
+            ("5xx 0% <= 1%; unhealthy targets 0 <= 0; 20 requests",),
+        ),
+        (
+            P99_ONLY,
+            {},
+            S(20, 20, 499.0),
+            Verdict.PASS,
+            ("p99 499ms <= 500ms; unhealthy targets 0 <= 0; 20 requests",),
+        ),
         # Limits are inclusive.
         (
             METRICS_ONLY,
             {},
-            MetricSample(100, 1, 500),
+            S(100, 1, 500),
             Verdict.PASS,
-            ("5xx 1% <= 1%; p99 500ms <= 500ms; 100 requests",),
+            ("5xx 1% <= 1%; p99 500ms <= 500ms; unhealthy targets 0 <= 0; 100 requests",),
         ),
         # Alarms.
         (ALARMS_ONLY, {"a": "ALARM", "b": "OK"}, None, Verdict.FAIL, ("alarm a is in ALARM",)),
@@ -90,31 +112,31 @@ GOOD = MetricSample(requests=480, errors_5xx=1, p99_latency_ms=120)
         ),
         # Metrics: no data is never a pass.
         (METRICS_ONLY, {}, None, Verdict.INCONCLUSIVE, ("no metric data for green",)),
-        (METRICS_ONLY, {}, MetricSample(0, 0, None), Verdict.INCONCLUSIVE, ("only 0 requests, need 20",)),
-        (METRICS_ONLY, {}, MetricSample(19, 0, 10), Verdict.INCONCLUSIVE, ("only 19 requests, need 20",)),
-        (METRICS_ONLY, {}, MetricSample(19, 19, 9000), Verdict.INCONCLUSIVE, ("only 19 requests, need 20",)),
-        (METRICS_ONLY, {}, MetricSample(100, 0, None), Verdict.INCONCLUSIVE, ("no p99 latency data",)),
+        (METRICS_ONLY, {}, S(0, 0, None), Verdict.INCONCLUSIVE, ("only 0 requests, need 20",)),
+        (METRICS_ONLY, {}, S(19, 0, 10), Verdict.INCONCLUSIVE, ("only 19 requests, need 20",)),
+        (METRICS_ONLY, {}, S(19, 19, 9000), Verdict.INCONCLUSIVE, ("only 19 requests, need 20",)),
+        (METRICS_ONLY, {}, S(100, 0, None), Verdict.INCONCLUSIVE, ("no p99 latency data",)),
         (
             METRICS_ONLY,
             {},
-            MetricSample(100, 2, 100),
+            S(100, 2, 100),
             Verdict.FAIL,
             ("5xx 2% > 1% (2 of 100 requests)",),
         ),
-        (METRICS_ONLY, {}, MetricSample(100, 0, 500.1), Verdict.FAIL, ("p99 500.1ms > 500ms",)),
+        (METRICS_ONLY, {}, S(100, 0, 500.1), Verdict.FAIL, ("p99 500.1ms > 500ms",)),
         (
             METRICS_ONLY,
             {},
-            MetricSample(300, 100, 750),
+            S(300, 100, 750),
             Verdict.FAIL,
             ("5xx 33.333% > 1% (100 of 300 requests)", "p99 750ms > 500ms"),
         ),
-        (METRICS_ONLY, {}, MetricSample(100, 5, None), Verdict.FAIL, ("5xx 5% > 1% (5 of 100 requests)",)),
+        (METRICS_ONLY, {}, S(100, 5, None), Verdict.FAIL, ("5xx 5% > 1% (5 of 100 requests)",)),
         # Alarms and metrics together.
         (
             BOTH,
             {"a": "ALARM", "b": "OK"},
-            MetricSample(100, 5, 900),
+            S(100, 5, 900),
             Verdict.FAIL,
             ("alarm a is in ALARM", "5xx 5% > 1% (5 of 100 requests)", "p99 900ms > 500ms"),
         ),
@@ -125,7 +147,7 @@ GOOD = MetricSample(requests=480, errors_5xx=1, p99_latency_ms=120)
             Verdict.INCONCLUSIVE,
             ("alarm a has INSUFFICIENT_DATA", "no metric data for green"),
         ),
-        (BOTH, OK, MetricSample(3, 0, 10), Verdict.INCONCLUSIVE, ("only 3 requests, need 20",)),
+        (BOTH, OK, S(3, 0, 10), Verdict.INCONCLUSIVE, ("only 3 requests, need 20",)),
         (BOTH, {"a": "OK"}, GOOD, Verdict.FAIL, ("alarm b does not exist",)),
     ],
 )
@@ -230,20 +252,44 @@ def test_verdict_values_are_lower_case_strings() -> None:
 
 
 alarm_state = st.sampled_from(["OK", "ALARM", "INSUFFICIENT_DATA", None])
-samples = st.one_of(
-    st.none(),
-    st.builds(
-        MetricSample,
-        requests=st.integers(min_value=0, max_value=10_000),
-        errors_5xx=st.integers(min_value=0, max_value=10_000),
-        p99_latency_ms=st.one_of(st.none(), st.floats(min_value=0, max_value=10_000, allow_nan=False)),
-    ),
-)
+counts = st.integers(min_value=0, max_value=10_000)
+
+
+@st.composite
+def _windowed(draw: st.DrawFn) -> tuple[int | None, int | None, str | None]:
+    """(periods with traffic, complete periods, window text), or all None for a sample read in one piece."""
+    if draw(st.booleans()):
+        return None, None, None
+    window_periods = draw(st.integers(min_value=0, max_value=5))
+    periods = draw(st.integers(min_value=0, max_value=window_periods))
+    return periods, window_periods, "12:00:00-12:05:00 UTC"
+
+
+@st.composite
+def _samples(draw: st.DrawFn) -> MetricSample:
+    periods, window_periods, window = draw(_windowed())
+    return MetricSample(
+        requests=draw(counts),
+        errors_5xx=draw(counts),
+        p99_latency_ms=draw(st.one_of(st.none(), st.floats(min_value=0, max_value=10_000, allow_nan=False))),
+        connection_errors=draw(st.one_of(st.just(0), counts)),
+        unhealthy_hosts=draw(st.one_of(st.none(), st.integers(min_value=0, max_value=3))),
+        periods=periods,
+        window_periods=window_periods,
+        window=window,
+    )
+
+
+samples = st.one_of(st.none(), _samples())
 five_xx_limits = st.floats(min_value=0, max_value=100)
 p99_limits = st.floats(min_value=1, max_value=5_000)
 thresholds = st.builds(
-    lambda limits, min_requests: MetricThresholds(
-        max_5xx_percent=limits[0], max_p99_latency_ms=limits[1], min_requests=min_requests
+    lambda limits, min_requests, min_periods, unhealthy: MetricThresholds(
+        max_5xx_percent=limits[0],
+        max_p99_latency_ms=limits[1],
+        min_requests=min_requests,
+        min_periods=min_periods,
+        max_unhealthy_hosts=unhealthy,
     ),
     st.one_of(
         st.tuples(five_xx_limits, st.none()),
@@ -251,7 +297,35 @@ thresholds = st.builds(
         st.tuples(five_xx_limits, p99_limits),
     ),
     st.integers(min_value=1, max_value=500),
+    st.integers(min_value=1, max_value=3),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=2)),
 )
+
+
+def _metric_oracle(metrics: MetricThresholds, sample: MetricSample | None) -> tuple[bool, bool]:
+    """(failed, blind) of the metric checks, restated from the README's rule."""
+    if sample is None:
+        return False, True
+    failed = blind = False
+    if metrics.max_unhealthy_hosts is not None and sample.window_periods != 0:
+        if sample.unhealthy_hosts is None:
+            blind = True
+        elif sample.unhealthy_hosts > metrics.max_unhealthy_hosts:
+            failed = True
+    short = sample.window_periods is not None and (
+        sample.window_periods == 0 or (sample.periods or 0) < metrics.min_periods
+    )
+    if short or sample.requests < metrics.min_requests:
+        return failed, True
+    errors = sample.errors_5xx + sample.connection_errors
+    if metrics.max_5xx_percent is not None and 100.0 * errors / sample.requests > metrics.max_5xx_percent:
+        failed = True
+    if metrics.max_p99_latency_ms is not None:
+        if sample.p99_latency_ms is None:
+            blind = True
+        elif sample.p99_latency_ms > metrics.max_p99_latency_ms:
+            failed = True
+    return failed, blind
 
 
 @given(
@@ -268,18 +342,7 @@ def test_verdict_agrees_with_each_check(
 
     alarm_failed = any(s in (None, "ALARM") for s in states.values())
     alarm_blind = any(s == "INSUFFICIENT_DATA" for s in states.values())
-    metric_failed = metric_blind = False
-    if metrics is not None:
-        if sample is None or sample.requests < metrics.min_requests:
-            metric_blind = True
-        else:
-            if metrics.max_5xx_percent is not None and sample.error_percent > metrics.max_5xx_percent:
-                metric_failed = True
-            if metrics.max_p99_latency_ms is not None:
-                if sample.p99_latency_ms is None:
-                    metric_blind = True
-                elif sample.p99_latency_ms > metrics.max_p99_latency_ms:
-                    metric_failed = True
+    metric_failed, metric_blind = _metric_oracle(metrics, sample) if metrics is not None else (False, False)
 
     if alarm_failed or metric_failed:
         assert report.verdict is Verdict.FAIL
@@ -291,15 +354,22 @@ def test_verdict_agrees_with_each_check(
     assert all(reason for reason in report.reasons)
 
 
-@given(metrics=thresholds, requests=st.integers(min_value=0, max_value=10_000))
+@given(metrics=thresholds, requests=counts)
 def test_too_little_traffic_is_never_a_pass(metrics: MetricThresholds, requests: int) -> None:
     health = HealthSpec(metrics=metrics)
-    sample = MetricSample(requests=requests, errors_5xx=0, p99_latency_ms=1.0)
+    sample = S(requests, 0, 1.0)
     report = judge(health, {}, sample)
     if requests < metrics.min_requests:
         assert report.verdict is Verdict.INCONCLUSIVE
         assert report.reasons == (f"only {requests} requests, need {metrics.min_requests}",)
     assert judge(health, {}, None).verdict is Verdict.INCONCLUSIVE
+
+
+@given(metrics=thresholds, sample=_samples())
+def test_too_few_complete_periods_is_never_a_pass(metrics: MetricThresholds, sample: MetricSample) -> None:
+    report = judge(HealthSpec(metrics=metrics), {}, sample)
+    if sample.window_periods is not None and (sample.periods or 0) < metrics.min_periods:
+        assert report.verdict is not Verdict.PASS
 
 
 @given(states=st.fixed_dictionaries({"a": alarm_state, "b": alarm_state}))

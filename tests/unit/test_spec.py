@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from ecs_canary.errors import SpecError
-from ecs_canary.plans import Plan
+from ecs_canary.plans import Plan, execution_budget
 from ecs_canary.spec import (
     AlbRouterSpec,
     CanaryPlanSpec,
@@ -201,9 +201,10 @@ def test_explicit_set_identifiers_are_used() -> None:
         {"health": {"metrics": {"max_p99_latency_ms": 0.5, "min_requests": 1}}},
         {"health": {"alarms": ["a"], "metrics": {"max_5xx_percent": 0}}},
         {"health": {"alarms": ["a"], "recheck_seconds": 5, "max_inconclusive": 0}},
-        {"health": {"alarms": ["a"], "recheck_seconds": 3600, "max_inconclusive": 100}},
+        {"plan": "AllAtOnce", "health": {"alarms": ["a"], "recheck_seconds": 3600, "max_inconclusive": 100}},
         {"steady": {"poll_seconds": 600, "timeout_seconds": 600}},
-        {"steady": {"poll_seconds": 1, "timeout_seconds": 86_400}},
+        {"steady": {"poll_seconds": 60, "timeout_seconds": 86_400}},
+        {"steady": {"poll_seconds": 1, "timeout_seconds": 1_800}},
         {"steady": {"timeout_seconds": 15}},
         {"services.0.name": "s" * 255},
     ],
@@ -655,10 +656,28 @@ routers = st.one_of(
 )
 
 
+def _over_budget(doc: dict[str, Any]) -> bool:
+    """Whether the document's worst case would not fit one execution (health and steady defaults)."""
+    budget = execution_budget(
+        parse_spec({**alb_doc(), "plan": doc["plan"]}).resolved_plan(),  # ALB plans always fit
+        max_inconclusive=3,
+        recheck_seconds=30,
+        steady_polls=SteadySpec().max_polls,
+        steady_poll_seconds=SteadySpec().poll_seconds,
+        route53=doc["router"]["type"] == "route53",
+    )
+    return bool(budget.problems())
+
+
 @settings(max_examples=150)
 @given(plan=plan_values, health=health_values, router=routers)
 def test_any_valid_spec_round_trips(plan: Any, health: Any, router: Any) -> None:
     doc = {**alb_doc(), "plan": plan, "health": health, "router": router}
+    if _over_budget(doc):
+        # Only a plan whose worst case cannot fit one Step Functions execution is refused here.
+        with pytest.raises(SpecError, match=r"^plan: a deployment could "):
+            parse_spec(doc)
+        return
     spec = parse_spec(doc)
     dumped = spec.model_dump(mode="json")
     again = parse_spec(json.loads(json.dumps(dumped)))
@@ -864,3 +883,49 @@ def test_reaction_settings_are_in_the_schema() -> None:
     assert properties["on_new_release"]["default"] == "supersede"
     health = HealthSpec.model_json_schema()["properties"]["max_stopped_tasks"]
     assert (health["minimum"], health["maximum"], health["default"]) == (0, 1000, 1)
+
+
+# ---- approval gates between the steps of a steps plan ---------------------------------------------------
+
+
+def test_steps_plan_approval_items_hold_the_next_step() -> None:
+    doc = alb_doc()
+    doc["plan"] = {
+        "type": "steps",
+        "steps": [
+            10,
+            {"approve": {"timeout_seconds": 900, "on_timeout": "continue"}},
+            50,
+            {"approve": {}},
+            100,
+        ],
+    }
+    spec = parse_spec(doc)
+    assert spec.resolved_plan().steps == (10, 50, 100)
+    gates = spec.step_approvals()
+    assert sorted(gates) == [1, 2]  # before the 50 % shift (index 1) and before 100 % (index 2)
+    assert (gates[1].timeout_seconds, gates[1].on_timeout) == (900, "continue")
+    assert (gates[2].timeout_seconds, gates[2].on_timeout) == (3600, "rollback")
+
+
+@pytest.mark.parametrize(
+    ("steps", "problem"),
+    [
+        ([10, {"approve": {}}, {"approve": {}}, 100], "plan.steps: two approval gates in a row"),
+        ([10, 100, {"approve": {}}], "plan.steps: an approval gate must be followed by a step"),
+        ([10, {"approve": {"timeout_seconds": 5}}, 100], "plan.steps.1.approve.timeout_seconds"),
+        ([10, {"approv": {}}, 100], "plan.steps.1.approv: Extra inputs are not permitted"),
+        ([12.5, 100], "plan.steps.0: Input should be a valid integer"),
+        ([{"approve": {}}, 50, 10], "plan.steps: steps must be strictly ascending"),
+    ],
+)
+def test_steps_plan_approval_items_are_checked(steps: list[Any], problem: str) -> None:
+    doc = alb_doc()
+    doc["plan"] = {"type": "steps", "steps": steps}
+    with pytest.raises(SpecError) as info:
+        parse_spec(doc)
+    assert any(problem in line for line in info.value.problems), info.value.problems
+
+
+def test_other_plans_have_no_step_approvals() -> None:
+    assert parse_spec(alb_doc()).step_approvals() == {}

@@ -53,6 +53,11 @@ class App:
             )
         return self._context
 
+    @property
+    def json_output(self) -> bool:
+        """Whether the command was asked for JSON (``--output json`` or the older ``--json``)."""
+        return getattr(self.args, "output", None) == "json" or bool(getattr(self.args, "json", False))
+
     def emit_json(self, data: Any) -> None:
         """JSON on stdout: highlighted on a terminal, byte-for-byte plain when piped."""
         text = json.dumps(data, indent=2, default=str)
@@ -60,6 +65,10 @@ class App:
             self.out.print_json(text)
         else:
             self.out.out(text, highlight=False)
+
+    def emit_json_line(self, data: Any) -> None:
+        """One compact JSON document on its own line of stdout, flushed at once (JSON Lines)."""
+        self.out.out(json.dumps(data, default=str), highlight=False)
 
     def error(self, *lines: str) -> None:
         for line in lines:

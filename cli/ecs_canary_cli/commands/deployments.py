@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -20,14 +21,21 @@ from ecs_canary_cli import render
 from ecs_canary_cli.commands.base import EXIT_FAILURE, EXIT_OK, App, CliError
 from ecs_canary_cli.context import StackContext
 
-__all__ = ["deployments_command", "pairs_command", "status_command", "unlock_command", "watch_command"]
+__all__ = [
+    "deployments_command",
+    "pairs_command",
+    "plan_steps",
+    "status_command",
+    "unlock_command",
+    "watch_command",
+]
 
 # Module attributes rather than direct calls so tests can drive ``watch`` without real waiting.
 sleep = time.sleep
 monotonic = time.monotonic
 
 
-def _plan_steps(dep: Deployment, pair: Pair | None) -> int | None:
+def plan_steps(dep: Deployment, pair: Pair | None) -> int | None:
     """Step count of the plan the deployment runs: its own spec copy first, else the registered spec."""
     if dep.spec is not None:
         try:
@@ -89,7 +97,7 @@ def pairs_command(app: App) -> int:
     store = app.context().store()
     pairs = store.list_pairs()
     active = {p.spec.name: store.active_deployment_id(p.spec.name) for p in pairs}
-    if app.args.json:
+    if app.json_output:
         app.emit_json(
             [
                 {
@@ -101,6 +109,7 @@ def pairs_command(app: App) -> int:
                     "router": p.spec.router.model_dump(mode="json"),
                     "plan": p.spec.resolved_plan().to_dict(),
                     "active_deployment": active[p.spec.name],
+                    "retired": p.retired,
                     "registered_at": p.registered_at,
                 }
                 for p in pairs
@@ -118,7 +127,7 @@ def deployments_command(app: App) -> int:
     store = app.context().store()
     store.get_pair(app.args.pair)
     deployments = store.list_deployments(app.args.pair)[: app.args.limit]
-    if app.args.json:
+    if app.json_output:
         app.emit_json([d.to_dict() for d in deployments])
         return EXIT_OK
     if not deployments:
@@ -144,11 +153,11 @@ def status_command(app: App) -> int:
     # The record names its execution from the claim on; while STARTING it may not exist yet.
     known = arn is not None and (execution_status is not None or dep.status is not Status.STARTING)
     console_url = render.execution_console_url(arn) if arn is not None and known else None
-    if app.args.json:
+    if app.json_output:
         app.emit_json(
             {
                 **dep.to_dict(),
-                "steps": _plan_steps(dep, pair),
+                "steps": plan_steps(dep, pair),
                 "execution_status": execution_status,
                 "current_weights": weights,
                 "current_weights_error": weights_error,
@@ -159,7 +168,7 @@ def status_command(app: App) -> int:
     app.out.print(
         render.deployment_panel(
             dep,
-            steps=_plan_steps(dep, pair),
+            steps=plan_steps(dep, pair),
             execution_status=execution_status,
             current_weights=weights,
             history_limit=None,
@@ -203,6 +212,37 @@ def _watch_view(dep: Deployment, steps: int | None, execution_status: str | None
     return Group(panel, Text(f"execution {note}; refreshing…", style="dim"))
 
 
+class _WatchOutput:
+    """Where ``watch`` shows what it reads: a live panel, or one JSON document per change."""
+
+    def __init__(self, app: App, live: Live | None) -> None:
+        self.app = app
+        self.live = live
+        self.last: str | None = None
+        self.announced = False
+
+    def waiting(self, pair: Pair, started: float) -> None:
+        if self.live is not None:
+            self.live.update(_waiting(pair, started))
+        elif not self.announced:
+            self.announced = True
+            self.app.emit_json_line(
+                {"event": "waiting", "pair": pair.spec.name, "service": pair.idle_service, "status": None}
+            )
+
+    def show(self, dep: Deployment, steps: int | None, execution_status: str | None) -> None:
+        if self.live is not None:
+            self.live.update(_watch_view(dep, steps, execution_status))
+            return
+        if dep.status.terminal:
+            return  # the final document reports it
+        doc = render.deployment_event(dep, event="change", steps=steps, execution_status=execution_status)
+        key = render.event_key(doc)
+        if key != self.last:
+            self.last = key
+            self.app.emit_json_line(doc)
+
+
 def watch_command(app: App) -> int:
     """Follow one deployment until it ends; 0 only if it SUCCEEDED."""
     ctx = app.context()
@@ -216,27 +256,34 @@ def watch_command(app: App) -> int:
     if deployment_id is not None:
         store.get_deployment(name, deployment_id)
     dep: Deployment | None = None
+    steps: int | None = None
+    execution_status: str | None = None
     timed_out = False
-    with Live(console=app.out, refresh_per_second=4, transient=False) as live:
+    with contextlib.ExitStack() as stack:
+        live = (
+            None
+            if app.json_output
+            else stack.enter_context(Live(console=app.out, refresh_per_second=4, transient=False))
+        )
+        output = _WatchOutput(app, live)
         if deployment_id is None:
             deployment_id = store.active_deployment_id(name)
         if deployment_id is None:
             known = {d.deployment_id for d in store.list_deployments(name)}
             while deployment_id is None:
-                live.update(_waiting(pair, started))
+                output.waiting(pair, started)
                 if deadline is not None and monotonic() >= deadline:
                     timed_out = True
                     break
                 sleep(interval)
                 deployment_id = _next_deployment(store, name, known)
         if deployment_id is not None:
-            steps: int | None = None
             while True:
                 dep = store.get_deployment(name, deployment_id)
                 if steps is None:
-                    steps = _plan_steps(dep, pair)
+                    steps = plan_steps(dep, pair)
                 execution_status = _execution_status(ctx, _execution_arn(ctx, dep))
-                live.update(_watch_view(dep, steps, execution_status))
+                output.show(dep, steps, execution_status)
                 if dep.status.terminal:
                     break
                 if deadline is not None and monotonic() >= deadline:
@@ -245,16 +292,34 @@ def watch_command(app: App) -> int:
                 sleep(interval)
     waited = render.format_duration(app.args.timeout or 0)
     if timed_out and dep is None:
+        if app.json_output:
+            app.emit_json_line(
+                {"event": "timeout", "pair": name, "deployment_id": None, "status": None, "exit_code": 1}
+            )
         raise CliError(f"timed out after {waited}: no deployment of pair {name} started")
     assert dep is not None
     if timed_out:
+        if app.json_output:
+            app.emit_json_line(
+                render.deployment_event(
+                    dep, event="timeout", steps=steps, execution_status=execution_status, exit_code=1
+                )
+            )
         raise CliError(
             f"timed out after {waited}: deployment {dep.deployment_id} is still {dep.status.value}"
         )
+    code = EXIT_OK if dep.status is Status.SUCCEEDED else EXIT_FAILURE
+    if app.json_output:
+        app.emit_json_line(
+            render.deployment_event(
+                dep, event="end", steps=steps, execution_status=execution_status, exit_code=code
+            )
+        )
+        return code
     style = "green" if dep.status is Status.SUCCEEDED else "red"
     line = f"deployment {dep.deployment_id} {dep.status.value}"
     app.out.print(Text(f"{line}: {dep.reason}" if dep.reason else line, style=style), soft_wrap=True)
-    return EXIT_OK if dep.status is Status.SUCCEEDED else EXIT_FAILURE
+    return code
 
 
 # ---- unlock ----------------------------------------------------------------------------------------

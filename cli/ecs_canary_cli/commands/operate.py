@@ -20,7 +20,14 @@ from ecs_canary_cli import render
 from ecs_canary_cli.commands.base import EXIT_FAILURE, EXIT_OK, App, CliError
 from ecs_canary_cli.context import ENV_COMMAND_FUNCTION, StackContext
 
-__all__ = ["abort_command", "pause_command", "promote_command", "resume_command"]
+__all__ = [
+    "abort_command",
+    "approve_command",
+    "pause_command",
+    "promote_command",
+    "reject_command",
+    "resume_command",
+]
 
 # Module attributes so tests can drive the wait without real sleeping.
 sleep = time.sleep
@@ -120,4 +127,16 @@ def promote_command(app: App) -> int:
     result = _invoke(app, "promote", full=bool(app.args.full), skip_analysis=bool(app.args.skip_analysis))
     what = "promote --full requested for" if app.args.full else "promote requested for"
     _accepted(app, result, what)
+    return EXIT_OK
+
+
+def approve_command(app: App) -> int:
+    """Let a deployment waiting at an approval gate go on."""
+    _accepted(app, _invoke(app, "approve"), "approved")
+    return EXIT_OK
+
+
+def reject_command(app: App) -> int:
+    """Fail a deployment waiting at an approval gate back to its snapshot."""
+    _accepted(app, _invoke(app, "reject"), "rejected")
     return EXIT_OK

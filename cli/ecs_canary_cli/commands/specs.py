@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ecs_canary.errors import UnknownServicePair
 from ecs_canary.registration import RegistrationConflict, RegistrationError, preflight, register
-from ecs_canary.spec import spec_json_schema
+from ecs_canary.spec import spec_json_schema, spec_warnings
 from rich.text import Text
 
 from ecs_canary_cli import render
@@ -19,11 +19,17 @@ def spec_schema(app: App) -> int:
 
 
 def spec_validate(app: App) -> int:
-    """Offline: parse the file and show the plan it resolves to, with the exact weights per step."""
+    """Offline: parse the file and show the plan it resolves to, with the exact weights per step.
+
+    Warnings (a bake too short for the metric rule, emulator-only metric timing) follow the tables;
+    they do not change the exit code, since the spec runs as written.
+    """
     spec = read_spec(app.args.spec)
     app.out.print(Text(f"✓ {app.args.spec}: pair {spec.name} is valid", style="green"))
     app.out.print(render.spec_table(spec))
     app.out.print(render.plan_table(spec))
+    for warning in spec_warnings(spec):
+        app.out.print(Text(f"warning: {warning}", style="yellow"))
     return EXIT_OK
 
 
@@ -41,6 +47,8 @@ def register_command(app: App) -> int:
                 route53=ctx.route53,
                 cloudwatch=ctx.cloudwatch,
                 sts=ctx.client("sts"),
+                lambda_client=ctx.client("lambda"),
+                hook_prefix=ctx.hook_prefix,
             )
             live, baseline, router = found.live_service, found.idle_baseline, found.router
             headline = f"✓ pair {spec.name} can be registered (dry run: nothing stored)"
@@ -58,6 +66,8 @@ def register_command(app: App) -> int:
                 route53=ctx.route53,
                 cloudwatch=ctx.cloudwatch,
                 sts=ctx.client("sts"),
+                lambda_client=ctx.client("lambda"),
+                hook_prefix=ctx.hook_prefix,
             )
             live, baseline, router = pair.live_service, pair.idle_baseline, None
             headline = f"✓ {verb} pair {spec.name}"

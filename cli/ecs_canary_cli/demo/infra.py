@@ -14,6 +14,12 @@ Two kinds of pair are built:
   group, and two weighted alias A records ``api.demo.internal.`` (SetIdentifier = service name)
   pointing at the two ALBs with weights 100 and 0.
 
+* ALB pair ``shop`` (the gates pair, built with the ALB router): like ``web``, plus a *test
+  listener* (HTTP:8080) on the same load balancer forwarding to the live service, and a spec with
+  gates: ``test_traffic`` on that listener, an ``after_test_traffic`` hook (the smoke check of
+  :mod:`ecs_canary_cli.demo.hooks.smoke`, deployed as an ordinary Lambda function named with the
+  stack's ``HookFunctionPrefix``) and the approval ``approvals.before_production_traffic``.
+
 A release is a new task definition revision: its container environment (``ERROR_RATE``,
 ``LATENCY_MS``, ``CAPACITY_RPS``) is what the traffic simulator reads to decide how the service
 behaves. The demo's faulty release is a capacity regression: a revision that serves at most
@@ -24,23 +30,29 @@ load exceeds that, which is what a canary rollout exists to catch part-way.
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 __all__ = [
+    "BROKEN",
     "CLUSTER",
     "DEFAULT_PLAN",
     "DEMO_MAX_P99_LATENCY_MS",
     "FAULTY",
+    "GATES_PLAN",
     "GOOD",
     "HOSTED_ZONE",
     "REGION",
+    "SMOKE_HOOK_DETAILS",
+    "TEST_PORT",
     "Behaviour",
     "ClientFactory",
     "DemoInfra",
@@ -52,6 +64,9 @@ __all__ = [
     "create_alb_pair",
     "create_network",
     "create_route53_pair",
+    "create_test_listener",
+    "deploy_smoke_hook",
+    "gates_for",
     "register_revision",
     "release",
     "spec_for",
@@ -69,9 +84,31 @@ window is measured on the real clock: at ``time_scale=0.01`` a 60 s bake lasts 0
 the one-second resolution of moto's ``GetMetricData`` window (StartTime and EndTime are truncated
 to whole seconds, and equal ones are refused). A 120 s bake keeps every window above a second.
 """
+GATES_PLAN: Mapping[str, Any] = {"type": "steps", "steps": [50, 100], "bake_seconds": 120}
+"""The gates pair's plan: two steps are enough to show a release promoted after its approval."""
 CONTAINER = "app"
 CONTAINER_PORT = 8080
 DESIRED_COUNT = 2
+TEST_PORT = 8080
+"""The gates pair's test listener port (HTTP), on the same load balancer as production (HTTP:80)."""
+SMOKE_HOOK = "smoke-test"
+"""The smoke hook's function name, after the stack's ``HookFunctionPrefix``."""
+SMOKE_HOOK_SOURCE = Path(__file__).resolve().parent / "hooks" / "smoke.py"
+SMOKE_HOOK_DETAILS: Mapping[str, Any] = {
+    "window_seconds": 60,
+    "min_requests": 5,
+    "max_error_percent": 5,
+    "callback_seconds": 20,
+}
+"""The smoke hook's ``hookDetails`` (plus ``cluster``), chosen for the emulator's compressed clock.
+
+The hook runs on the real clock and reads CloudWatch datapoints stamped with real time, while
+``callback_seconds`` is waited in Step Functions, scaled by ``--time-scale``. The traffic simulator's
+synthetic test client sends one request every 20 emulated seconds (0.2 s of wall clock at
+``time_scale=0.01``), so 5 requests arrive in about a second of wall clock: a 60 s window (clipped
+by the hook to the release's start) always holds them. In an AWS account the same hook would use a
+window of some minutes and ``min_requests`` sized to the real test client.
+"""
 
 RouterKind = Literal["alb", "route53"]
 ClientFactory = Callable[[str], Any]
@@ -110,12 +147,24 @@ class Behaviour:
 
 GOOD = Behaviour(error_rate=0.0, latency_ms=60.0)
 """A healthy release: no 5xx, no capacity limit, p99 about 100 ms (median 60 ms)."""
+BROKEN = Behaviour(error_rate=1.0, latency_ms=60.0)
+"""A release that answers every request with a 5xx (say, a missing configuration value): it fails
+the first test request it gets, before any production traffic could reach it."""
 FAULTY = Behaviour(error_rate=0.0, latency_ms=60.0, capacity_rps=30.0)
 """A capacity regression: no bug shows at low load, but it serves at most 30 requests per second.
 
 Under the demo's 50 req/s it is fine at 25 % (12.5 req/s) and 50 % (25 req/s) of the traffic and
 overloaded at 75 % (37.5 req/s: the 7.5 req/s beyond capacity, 20 %, fail with 5xx).
 """
+EMULATED_METRIC_TIMING = {"period_seconds": 1, "settle_seconds": 0, "lag_seconds": 0}
+"""The health gate's metric timing for the emulator (health.metrics period_seconds, settle_seconds,
+lag_seconds). The emulator runs Step Functions' waits on a faster clock, but the functions and
+CloudWatch see real time: a 120 s bake lasts 1.2 s at ``time_scale=0.01``, far shorter than the
+AWS defaults (60 s periods, 30 s settle, 120 s lag). CloudWatch here has every datapoint at once,
+so whole real seconds after the shift are judged, with no settle time and no lag."""
+EMULATED_MAX_INCONCLUSIVE = 10
+"""Rechecks a metric-gated demo spec allows: a 1.2 s bake does not always hold a whole real second
+(the shift may fall just after one), and rechecks 0.1 s apart wait for it."""
 DEMO_MAX_P99_LATENCY_MS = 500.0
 """The demo spec's p99 ceiling: well above a healthy build's p99 (about 100 ms) and what the faulty
 build answers at 50 % load (about 230 ms), far below what it answers overloaded (about 1.4 s)."""
@@ -159,6 +208,8 @@ class PairInfra:
     listener_arn: str | None = None
     hosted_zone_id: str | None = None
     record_name: str | None = None
+    test_listener_arn: str | None = None
+    """ALB pairs with gates: the test listener (see :func:`create_test_listener`)."""
 
     def service(self, name: str) -> ServiceInfra:
         for svc in self.services:
@@ -388,6 +439,99 @@ def create_alb_pair(clients: ClientFactory, network: Network, name: str = "web")
     )
 
 
+def create_test_listener(clients: ClientFactory, pair: PairInfra, port: int = TEST_PORT) -> PairInfra:
+    """A test listener (HTTP:``port``) on the pair's load balancer, forwarding to the live service.
+
+    Testers and synthetic checks reach the service under test through it; ecs-canary points it at
+    green for the test-traffic stage and puts it back exactly afterwards.
+    """
+    live = pair.service(pair.live)
+    listener = clients("elbv2").create_listener(
+        LoadBalancerArn=live.load_balancer_arn,
+        Protocol="HTTP",
+        Port=port,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": live.target_group_arn}],
+    )["Listeners"][0]
+    return replace(pair, test_listener_arn=str(listener["ListenerArn"]))
+
+
+def deploy_smoke_hook(clients: ClientFactory, prefix: str) -> str:
+    """Deploy :mod:`ecs_canary_cli.demo.hooks.smoke` as a Lambda function named ``<prefix>smoke-test``.
+
+    The function's role may read what the hook reads (ECS services, target groups, CloudWatch
+    metrics); the emulator does not enforce IAM, an account does.
+    """
+    name = f"{prefix}{SMOKE_HOOK}"
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.write(SMOKE_HOOK_SOURCE, "smoke.py")
+    iam = clients("iam")
+    role = iam.create_role(
+        RoleName=f"{name}-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName=f"{name}-role",
+        PolicyName="read-green-metrics",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": [
+                            "ecs:DescribeServices",
+                            "elasticloadbalancing:DescribeTargetGroups",
+                            "cloudwatch:GetMetricData",
+                        ],
+                        "Resource": "*",
+                    }
+                ],
+            }
+        ),
+    )
+    clients("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role,
+        Handler="smoke.handler",
+        Code={"ZipFile": archive.getvalue()},
+        Description="ecs-canary demo: judge green on the test traffic it served",
+        Timeout=30,
+    )
+    return name
+
+
+def gates_for(pair: PairInfra, hook_function: str) -> dict[str, Any]:
+    """The gates part of the gates pair's spec: test traffic, the smoke hook, an approval."""
+    if pair.test_listener_arn is None:
+        raise ValueError(f"pair {pair.name} has no test listener")
+    return {
+        "test_traffic": {"listener_arn": pair.test_listener_arn},
+        "hooks": {
+            "after_test_traffic": [
+                {
+                    "function": hook_function,
+                    "details": {"cluster": pair.cluster, **SMOKE_HOOK_DETAILS},
+                    "timeout_seconds": 600,
+                }
+            ]
+        },
+        "approvals": {"before_production_traffic": {"timeout_seconds": 3600, "on_timeout": "rollback"}},
+    }
+
+
 def _hosted_zone(clients: ClientFactory, network: Network, zone: str) -> str:
     if zone in network.hosted_zone_ids:
         return network.hosted_zone_ids[zone]
@@ -471,8 +615,10 @@ def spec_for(
     min_requests: int = 20,
     alarms: Sequence[str] | None = None,
     recheck_seconds: int = 10,
-    max_inconclusive: int = 3,
+    max_inconclusive: int | None = None,
     steady_poll_seconds: int = 5,
+    metric_timing: Mapping[str, int] | None = EMULATED_METRIC_TIMING,
+    gates: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The pair spec a user would write for this pair.
 
@@ -481,7 +627,9 @@ def spec_for(
     keeps the one spec correct whichever service is idle after roles swap.
     ``max_5xx_percent=None`` and ``max_p99_latency_ms=None`` (the default) leave the metric
     thresholds out (alarms only). A p99 ceiling needs ``TargetResponseTime`` data: without it
-    every health check is inconclusive.
+    every health check is inconclusive. ``metric_timing`` sets the metric window for the emulator
+    (:data:`EMULATED_METRIC_TIMING`; None keeps the AWS defaults). ``gates`` adds the gate
+    sections (``test_traffic``, ``hooks``, ``approvals``: see :func:`gates_for`).
     """
     router: dict[str, Any]
     if pair.router == "alb":
@@ -500,7 +648,9 @@ def spec_for(
     if max_p99_latency_ms is not None:
         thresholds["max_p99_latency_ms"] = max_p99_latency_ms
     if thresholds:
-        health["metrics"] = {**thresholds, "min_requests": min_requests}
+        health["metrics"] = {**thresholds, "min_requests": min_requests, **(metric_timing or {})}
+    if max_inconclusive is None:
+        max_inconclusive = EMULATED_MAX_INCONCLUSIVE if thresholds and metric_timing else 3
     health.update(recheck_seconds=recheck_seconds, max_inconclusive=max_inconclusive)
     services: list[dict[str, Any]] = []
     for svc in pair.services:
@@ -517,6 +667,7 @@ def spec_for(
         "health": health,
         "steady": {"poll_seconds": steady_poll_seconds, "timeout_seconds": 300},
         "weight_total": 100,
+        **dict(gates or {}),
     }
 
 
@@ -535,10 +686,13 @@ def build_demo(
     routers: Sequence[RouterKind] = ("alb", "route53"),
     plan: str | Mapping[str, Any] = DEFAULT_PLAN,
     max_p99_latency_ms: float | None = None,
+    hook_prefix: str | None = None,
 ) -> DemoInfra:
     """The network, one pair per router kind, and each pair's spec file in ``out_dir``.
 
-    ``max_p99_latency_ms`` adds a p99 ceiling to the specs (only where latency is published).
+    ``max_p99_latency_ms`` adds a p99 ceiling to the specs (only where latency is published). With
+    ``hook_prefix`` (the stack's HookFunctionPrefix) and the ALB router, the gates pair ``shop`` is
+    built too (key ``gates``): its test listener, the smoke hook function and a spec with gates.
     """
     network = create_network(clients)
     pairs: dict[str, PairInfra] = {}
@@ -548,4 +702,12 @@ def build_demo(
         pairs[kind] = pair
         spec = spec_for(pair, plan=plan, max_p99_latency_ms=max_p99_latency_ms)
         paths[kind] = write_spec(spec, out_dir / f"{pair.name}-pair.yaml")
+    if hook_prefix is not None and "alb" in routers:
+        pair = create_test_listener(clients, create_alb_pair(clients, network, "shop"))
+        hook = deploy_smoke_hook(clients, hook_prefix)
+        spec = spec_for(
+            pair, plan=GATES_PLAN, max_p99_latency_ms=max_p99_latency_ms, gates=gates_for(pair, hook)
+        )
+        pairs["gates"] = pair
+        paths["gates"] = write_spec(spec, out_dir / f"{pair.name}-pair.yaml")
     return DemoInfra(network=network, pairs=pairs, spec_paths=paths)

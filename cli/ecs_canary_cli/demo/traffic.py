@@ -9,9 +9,21 @@ exactly as the outside world would observe the system:
   environment says how that build behaves: ``ERROR_RATE``, ``LATENCY_MS``, ``CAPACITY_RPS``).
 
 It then splits a virtual request rate across the services by weight and publishes what the ALB
-would: ``RequestCount``, ``HTTPCode_Target_5XX_Count`` and ``TargetResponseTime`` per target
-group. A faulty release therefore shows up in CloudWatch only in proportion to the traffic it is
-given, which is what the health gate and the alarms must notice.
+would, per target group (dimensions ``TargetGroup`` and ``LoadBalancer``): ``RequestCount``,
+``HTTPCode_Target_5XX_Count``, ``TargetConnectionErrorCount`` (only when nonzero, as ALB reports
+it), ``TargetResponseTime`` and ``UnHealthyHostCount`` (every tick, traffic or not, from the target
+group's health as ELB reports it, as ALB reports it whenever health checks are enabled). A faulty
+release therefore shows up in CloudWatch only in proportion to the traffic it is given, which is
+what the health gate and the alarms must notice.
+
+A pair with a test listener (``PairInfra.test_listener_arn``) also has a synthetic test client: one
+request every ``test_interval`` emulated seconds (20 by default: 3 a minute, like a synthetic
+canary; a tick that came late sends one, never a burst) to whichever target group that listener
+forwards to now (read from ELB each tick, as the production weights are). ALB counts test listener
+requests in the target group's metrics like any other, so they are published in the same
+``RequestCount`` and ``HTTPCode_Target_5XX_Count`` datapoints; the totals keep them apart
+(``test_requests``, ``test_errors``) for the dashboard. At most one test request per 20 emulated
+seconds can never, alone, take a demo alarm (more than 5 5xx in a minute) into ALARM.
 
 How a build answers (see :func:`served_fraction` and :func:`latency_factor`):
 
@@ -20,7 +32,9 @@ How a build answers (see :func:`served_fraction` and :func:`latency_factor`):
   share of the virtual rate beyond that fails with 5xx; with 50 req/s and ``CAPACITY_RPS=30`` a
   service is fine at 25 % and 50 % of the traffic and fails 20 % of its requests at 75 %. The
   offered rate is the virtual rate times the weight share, not a count of this tick's requests,
-  so how long a tick lasts cannot push a service over its capacity.
+  so how long a tick lasts cannot push a service over its capacity. ``CAPACITY_RPS=0`` is a build
+  that cannot serve at all (nothing listens): the load balancer cannot connect to its targets, so
+  every request it is sent counts in ``TargetConnectionErrorCount`` instead.
 * ``LATENCY_MS`` (default 50): the median response time at low load; answers slow down as the
   load nears capacity, like a pool of workers whose queue only builds once nearly all are busy.
 """
@@ -45,6 +59,8 @@ __all__ = [
     "TrafficSimulator",
     "latency_factor",
     "probe_percentiles",
+    "read_test_listener",
+    "read_test_targets",
     "read_weights",
     "served_fraction",
 ]
@@ -124,6 +140,14 @@ class ServiceTraffic:
     rps: float = 0.0
     """Requests per (emulated) second sent to the service now: its share of the virtual rate."""
     carry: float = 0.0
+    connection_errors: int = 0
+    """Of ``errors``, the requests whose connection to a target failed (a build that cannot serve)."""
+    unhealthy_hosts: int = 0
+    """Targets of its target group ELB reports unhealthy, at the last tick."""
+    test_requests: int = 0
+    """Requests the synthetic test client sent it through the test listener (not in ``requests``)."""
+    test_errors: int = 0
+    """Of ``test_requests``, those answered with a 5xx or not answered (not in ``errors``)."""
 
     @property
     def error_percent(self) -> float:
@@ -134,6 +158,8 @@ class ServiceTraffic:
 class _Pair:
     infra: PairInfra
     services: dict[str, ServiceTraffic] = field(default_factory=dict)
+    test_elapsed: float = 0.0
+    """Emulated seconds since the synthetic test client's last request."""
 
 
 def read_weights(clients: ClientFactory, pair: PairInfra) -> dict[str, int]:
@@ -172,6 +198,32 @@ def read_weights(clients: ClientFactory, pair: PairInfra) -> dict[str, int]:
     return weights
 
 
+def read_test_listener(clients: ClientFactory, pair: PairInfra) -> list[dict[str, Any]]:
+    """The test listener's default actions as ELB reports them ([] for a pair without one)."""
+    if pair.test_listener_arn is None:
+        return []
+    listener = clients("elbv2").describe_listeners(ListenerArns=[pair.test_listener_arn])["Listeners"][0]
+    return list(listener.get("DefaultActions", []))
+
+
+def read_test_targets(pair: PairInfra, actions: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """The services a test listener with ``actions`` forwards to, with their weights (only > 0)."""
+    service_of = {svc.target_group_arn: svc.name for svc in pair.services}
+    targets: dict[str, int] = {}
+    for action in actions:
+        if action.get("Type") != "forward":
+            continue
+        groups = (action.get("ForwardConfig") or {}).get("TargetGroups")
+        if groups:
+            for group in groups:
+                name = service_of.get(group["TargetGroupArn"])
+                if name is not None and int(group.get("Weight", 1)) > 0:
+                    targets[name] = int(group.get("Weight", 1))
+        elif action.get("TargetGroupArn") in service_of:
+            targets[service_of[action["TargetGroupArn"]]] = 1
+    return targets
+
+
 class TrafficSimulator:
     """A daemon thread sending virtual requests to the pairs' services by their current weights.
 
@@ -189,6 +241,7 @@ class TrafficSimulator:
         rate: float = 50.0,
         tick: float = 0.2,
         seed: int = 7,
+        test_interval: float = 20.0,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         if time_scale <= 0:
@@ -198,6 +251,8 @@ class TrafficSimulator:
         self.time_scale = time_scale
         self.rate = rate
         self.tick = tick
+        self.test_interval = test_interval
+        """Emulated seconds between two requests of the synthetic test client (pairs with a test listener)."""
         self._rng = random.Random(seed)
         self._now = now or (lambda: datetime.now(UTC))
         self._task_definitions: dict[str, ServiceBehaviour] = {}
@@ -248,6 +303,10 @@ class TrafficSimulator:
                     share=s.share,
                     behaviour=s.behaviour,
                     rps=s.rps,
+                    connection_errors=s.connection_errors,
+                    unhealthy_hosts=s.unhealthy_hosts,
+                    test_requests=s.test_requests,
+                    test_errors=s.test_errors,
                 )
                 for name, s in self._pairs[pair].services.items()
             }
@@ -300,9 +359,19 @@ class TrafficSimulator:
         self._task_definitions[task_definition] = behaviour
         return behaviour
 
+    def _unhealthy_targets(self, target_group_arn: str) -> int:
+        """Targets ELB reports ``unhealthy`` in the target group, as its health checks see them."""
+        described = self._clients("elbv2").describe_target_health(TargetGroupArn=target_group_arn)
+        return sum(
+            1
+            for target in described.get("TargetHealthDescriptions", [])
+            if target.get("TargetHealth", {}).get("State") == "unhealthy"
+        )
+
     def _send(self, pair: _Pair, emulated_seconds: float) -> None:
         weights = read_weights(self._clients, pair.infra)
         behaviours = self._behaviours(pair.infra)
+        tested = self._test_target(pair, emulated_seconds)
         total = sum(weights.values())
         stamp = self._now()
         data: list[dict[str, Any]] = []
@@ -314,37 +383,75 @@ class TrafficSimulator:
                 stats.behaviour = behaviours.get(name)
         for name, stats in pair.services.items():
             behaviour = behaviours.get(name)
+            if behaviour is not None:
+                # Reported whenever health checks run, whether or not the service gets traffic.
+                unhealthy = self._unhealthy_targets(pair.infra.service(name).target_group_arn)
+                data.append(self._host_datum(pair.infra, name, unhealthy=unhealthy, stamp=stamp))
+                with self._lock:
+                    stats.unhealthy_hosts = unhealthy
+            test = 1 if name == tested and behaviour is not None else 0
             if stats.share <= 0 or behaviour is None:
                 stats.carry = 0.0
-                continue
-            expected = self.rate * emulated_seconds * stats.share + stats.carry
-            requests = int(expected)
-            stats.carry = expected - requests
-            if requests == 0:
+                requests = 0
+            else:
+                expected = self.rate * emulated_seconds * stats.share + stats.carry
+                requests = int(expected)
+                stats.carry = expected - requests
+            if (requests == 0 and test == 0) or behaviour is None:
                 continue
             # The offered rate is the virtual rate's share, not this tick's count over its length:
             # a short or long tick (a busy emulator) changes how many requests a tick holds, never
             # whether the service is over capacity.
-            served = round(requests * served_fraction(stats.rps, behaviour.capacity_rps))
-            errors = (requests - served) + self._errors(served, behaviour.error_rate)
+            if behaviour.capacity_rps == 0:
+                # Nothing listens: every connection the load balancer tries fails; no target answers.
+                errors, refused = 0, requests
+                test_errors, test_refused = 0, test
+            else:
+                served = round(requests * served_fraction(stats.rps, behaviour.capacity_rps))
+                errors, refused = (requests - served) + self._errors(served, behaviour.error_rate), 0
+                test_errors, test_refused = self._errors(test, behaviour.error_rate), 0
             slowdown = latency_factor(stats.rps, behaviour.capacity_rps)
             data.extend(
                 self._datums(
                     pair.infra,
                     name,
-                    requests=requests,
-                    errors=errors,
+                    requests=requests + test,
+                    errors=errors + test_errors,
+                    connection_errors=refused + test_refused,
                     latency_ms=behaviour.latency_ms * slowdown,
                     stamp=stamp,
                 )
             )
             with self._lock:
                 stats.requests += requests
-                stats.errors += errors
+                stats.errors += errors + refused
+                stats.connection_errors += refused
+                stats.test_requests += test
+                stats.test_errors += test_errors + test_refused
         if data:
             cloudwatch = self._clients("cloudwatch")
             for offset in range(0, len(data), 20):
                 cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[offset : offset + 20])
+
+    def _test_target(self, pair: _Pair, emulated_seconds: float) -> str | None:
+        """The service the synthetic test client sends a request to this tick, if it sends one.
+
+        One request once ``test_interval`` emulated seconds have passed since the last; a late tick
+        still sends only one (a synthetic check skips the runs it missed).
+        """
+        if pair.infra.test_listener_arn is None:
+            return None
+        pair.test_elapsed += emulated_seconds
+        if pair.test_elapsed < self.test_interval:
+            return None
+        pair.test_elapsed = 0.0
+        targets = read_test_targets(pair.infra, read_test_listener(self._clients, pair.infra))
+        if not targets:
+            return None
+        if len(targets) == 1:
+            return next(iter(targets))
+        names = sorted(targets)
+        return self._rng.choices(names, weights=[targets[n] for n in names])[0]
 
     def _errors(self, requests: int, rate: float) -> int:
         if rate <= 0:
@@ -362,11 +469,16 @@ class TrafficSimulator:
         errors: int,
         latency_ms: float,
         stamp: datetime,
+        connection_errors: int = 0,
     ) -> list[dict[str, Any]]:
-        """What the ALB reports for one tick of one target group; ``latency_ms`` is the median."""
+        """What the ALB reports for one tick of one target group; ``latency_ms`` is the median.
+
+        ``errors`` are the targets' own 5xx answers; ``connection_errors`` the requests whose
+        connection to a target failed (no target answered them, so no response time either).
+        """
         svc = pair.service(name)
         dimensions = _dimensions(svc.target_group_arn, svc.load_balancer_arn)
-        samples = min(requests, LATENCY_SAMPLES_PER_TICK)
+        samples = min(requests - connection_errors, LATENCY_SAMPLES_PER_TICK)
         mu = math.log(latency_ms / 1000.0)
         latencies = [round(self._rng.lognormvariate(mu, LATENCY_SPREAD), 4) for _ in range(samples)]
         counts: dict[float, int] = {}
@@ -388,7 +500,17 @@ class TrafficSimulator:
                 "Unit": "Count",
             },
         ]
-        if self.publish_latency:
+        if connection_errors:
+            datums.append(
+                {
+                    "MetricName": "TargetConnectionErrorCount",
+                    "Dimensions": dimensions,
+                    "Timestamp": stamp,
+                    "Value": float(connection_errors),
+                    "Unit": "Count",
+                }
+            )
+        if self.publish_latency and counts:
             datums.append(
                 {
                     "MetricName": "TargetResponseTime",
@@ -400,6 +522,17 @@ class TrafficSimulator:
                 }
             )
         return datums
+
+    def _host_datum(self, pair: PairInfra, name: str, *, unhealthy: int, stamp: datetime) -> dict[str, Any]:
+        """``UnHealthyHostCount`` of one target group at one tick."""
+        svc = pair.service(name)
+        return {
+            "MetricName": "UnHealthyHostCount",
+            "Dimensions": _dimensions(svc.target_group_arn, svc.load_balancer_arn),
+            "Timestamp": stamp,
+            "Value": float(unhealthy),
+            "Unit": "Count",
+        }
 
 
 def probe_percentiles(cloudwatch: Any, now: datetime) -> bool:

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 
 from ecs_canary.errors import CommandRefused, DeploymentClosed, RollbackRequested, WriteRefused
 from ecs_canary.events import AlarmStateChange, CommandInput, EcsTaskStateChange
+from ecs_canary.flow import notify
 from ecs_canary.flow.rollback import request_rollback
 from ecs_canary.flow.signals import fail_task
 from ecs_canary.spec import parse_spec
@@ -169,9 +170,17 @@ def on_command(store: Store, command: CommandInput) -> dict[str, Any]:
             record = request_rollback(store, record, intent, signal="Aborted")
         elif command.command == "pause":
             record = store.pause(command.pair, deployment_id, by=command.by, reason=reason)
+            notify.emit("paused", record, reason=reason, by=command.by)
         elif command.command == "resume":
             record = store.resume(command.pair, deployment_id, by=command.by, reason=reason)
+            notify.emit("resumed", record, reason=reason, by=command.by)
             fail_task(record.listener_token, "ResumeRequested", f"resumed by {command.by}: {reason}")
+        elif command.command in ("approve", "reject"):
+            decision = "approved" if command.command == "approve" else "rejected"
+            record = store.decide_approval(
+                command.pair, deployment_id, decision=decision, by=command.by, reason=reason
+            )
+            fail_task(record.listener_token, "ApprovalDecided", f"{decision} by {command.by}: {reason}")
         else:
             order = Command("promote", command.full, command.skip_analysis, command.by, reason, now_iso())
             record = store.set_command(command.pair, deployment_id, order)
@@ -181,6 +190,8 @@ def on_command(store: Store, command: CommandInput) -> dict[str, Any]:
     except RollbackRequested as exc:
         raise CommandRefused(f"deployment {deployment_id} is already rolling back ({exc})") from exc
     except WriteRefused as exc:
+        if exc.condition == "approval_pending":
+            raise CommandRefused(f"deployment {deployment_id} is not waiting for an approval") from exc
         now = _current(store, command.pair, deployment_id)
         raise CommandRefused(f"cannot {command.command} deployment {deployment_id}: it is {now}") from exc
     return {

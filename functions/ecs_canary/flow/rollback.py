@@ -10,6 +10,7 @@ handing the pair's lock to a superseding release if there is one.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ from botocore.exceptions import ClientError
 from ecs_canary import aws
 from ecs_canary.errors import NotOwner, ShiftInFlight
 from ecs_canary.events import ExecutionInput, ExecutionStatusChange, ReleaseModel, StateError
+from ecs_canary.flow import notify
+from ecs_canary.flow.hooks import first_cursor
 from ecs_canary.flow.identity import (
     deployment_id_for,
     execution_arn_for,
@@ -29,8 +32,9 @@ from ecs_canary.flow.identity import (
 )
 from ecs_canary.flow.settings import settings
 from ecs_canary.flow.signals import fail_task
-from ecs_canary.spec import parse_spec
-from ecs_canary.store import Deployment, Handover, Release, RollbackIntent, Status, Store, now_iso
+from ecs_canary.flow.stages import restore_test_target
+from ecs_canary.spec import PAIR_NAME_PATTERN, parse_spec
+from ecs_canary.store import Deployment, Handover, Release, RollbackIntent, Status, Store, now_iso, parse_iso
 
 __all__ = [
     "complete_rollback",
@@ -47,9 +51,19 @@ logger = Logger(child=True)
 # Error names (as the state machine sees them) whose rollback closes with a status other than FAILED.
 _ERROR_STATUS = {"Aborted": Status.ABORTED, "NewRelease": Status.SUPERSEDED}
 _ENDED = {"ABORTED": Status.ABORTED, "TIMED_OUT": Status.TIMED_OUT, "FAILED": Status.FAILED}
+_TRANSITION: dict[Status, notify.Transition] = {
+    Status.FAILED: "failed",
+    Status.ABORTED: "aborted",
+    Status.TIMED_OUT: "timed_out",
+    Status.SUPERSEDED: "superseded",
+    Status.SUCCEEDED: "succeeded",
+    Status.ROLLBACK_FAILED: "rollback_failed",
+}
 
 # How long one "Roll back" call waits in-process for a shift in flight before handing the wait
 # to the state machine's Retry (the lease lasts at most the tick function's timeout).
+_MAX_DEPLOYMENT_ID_BYTES = 512
+"""Longer than any deployment id ecs-canary makes (pair, service and a hash), shorter than a DynamoDB key."""
 _LEASE_WAIT_SECONDS = 20.0
 _LEASE_POLL_SECONDS = 0.1
 
@@ -87,6 +101,8 @@ def request_rollback(
     assert updated.rollback is not None
     if updated.status is Status.ROLLING_BACK:
         fail_task(updated.listener_token, signal, updated.rollback.reason, sfn=sfn)
+        if updated.rollback.at == intent.at:
+            notify.emit("interrupted", updated, reason=intent.reason, by=intent.by, signal=signal)
     return updated
 
 
@@ -101,6 +117,7 @@ def fail_back(
             "status": Status.FAILED.value,
             "reason": f"{reason} (no deployment record)",
             "restored": False,
+            "hooks": None,
         }
     if record.execution_arn != execution:
         store.record_refused(pair, deployment_id, execution, "not the deployment's execution")
@@ -109,9 +126,15 @@ def fail_back(
             f"(its execution is {record.execution_arn}); nothing was restored"
         )
     if record.status.terminal:
-        # A retry after the close: make sure a successor it handed the lock to got its execution.
+        # A retry after the close: make sure a successor it handed the lock to got its execution, and
+        # that the on_rollback hooks still run (the call that closed it may have died before answering).
         _ensure_successor_started(store, record)
-        return {"status": record.status.value, "reason": record.reason or "", "restored": False}
+        return {
+            "status": record.status.value,
+            "reason": record.reason or "",
+            "restored": False,
+            "hooks": _rollback_hooks(store, record) if record.rollback is not None else None,
+        }
     if record.rollback is None:
         intent = intent_for_error(error, f"execution {_short(execution)}")
         record = store.request_rollback(pair, deployment_id, intent, owner=execution)
@@ -121,15 +144,24 @@ def fail_back(
 def _await_lease(store: Store, record: Deployment, budget: float) -> Deployment:
     """Wait (bounded) until no weight change of the deployment is in flight; raise if one still is."""
     deadline = time.monotonic() + budget
-    while record.shift is not None and not record.shift.expired(datetime.now(UTC)):
+    while (what := _in_flight(record)) is not None:
         if time.monotonic() >= deadline:
             raise ShiftInFlight(
-                f"a shift to {_fmt(record.shift.weights)} of deployment {record.deployment_id} is still "
-                f"in flight (lease until {record.shift.until}); the restore waits for it"
+                f"{what} of deployment {record.deployment_id} is still in flight; the restore waits for it"
             )
         time.sleep(_LEASE_POLL_SECONDS)
         record = store.get_deployment(record.pair, record.deployment_id)
     return record
+
+
+def _in_flight(record: Deployment) -> str | None:
+    """The change of the deployment that may still land (its lease has not expired), if any."""
+    now = datetime.now(UTC)
+    if record.shift is not None and not record.shift.expired(now):
+        return f"a shift to {_fmt(record.shift.weights)} (lease until {record.shift.until})"
+    if record.test_lease is not None and parse_iso(record.test_lease) > now:
+        return f"a change of the test traffic (lease until {record.test_lease})"
+    return None
 
 
 def complete_rollback(
@@ -139,24 +171,37 @@ def complete_rollback(
     intent = record.rollback
     if intent is None or record.status is not Status.ROLLING_BACK:
         if record.status.terminal:
-            return {"status": record.status.value, "reason": record.reason or "", "restored": False}
+            return {
+                "status": record.status.value,
+                "reason": record.reason or "",
+                "restored": False,
+                "hooks": None,
+            }
         raise ValueError(f"deployment {record.deployment_id} has no rollback intent ({record.status.value})")
     record = _await_lease(store, record, lease_wait)
     restored = False
     final: dict[str, int] | None = None
-    if record.snapshot is not None and record.spec is not None:
-        router = router_for(parse_spec(record.spec))
-        current = router.read_weights()
-        if current != record.snapshot:
-            receipt = router.set_weights(record.snapshot)
-            router.verify(record.snapshot, receipt)
-            restored = True
-        final = record.snapshot
-        note = f"traffic {'restored' if restored else 'unchanged'} at {_fmt(record.snapshot)}"
-        store.record_restored(record.pair, record.deployment_id, record.snapshot, note)
-        reason = f"{intent.reason}; {note}"
-    else:
-        reason = f"{intent.reason}; no traffic had moved"
+    try:
+        if record.snapshot is not None and record.spec is not None:
+            router = router_for(parse_spec(record.spec))
+            current = router.read_weights()
+            if current != record.snapshot:
+                receipt = router.set_weights(record.snapshot)
+                router.verify(record.snapshot, receipt)
+                restored = True
+            final = record.snapshot
+            note = f"traffic {'restored' if restored else 'unchanged'} at {_fmt(record.snapshot)}"
+            store.record_restored(record.pair, record.deployment_id, record.snapshot, note)
+            notify.emit(
+                "rolled_back", record, reason=f"{intent.reason}; {note}", by=intent.by, restored=restored
+            )
+            reason = f"{intent.reason}; {note}"
+        else:
+            reason = f"{intent.reason}; no traffic had moved"
+    finally:
+        # The test target is restored whether or not production traffic could be (it does not depend
+        # on it); a failure here fails this attempt too, and the state's retry restores both again.
+        restore_test_target(store, record)
     handover, rejected = _successor_plan(store, record, intent)
     closed = store.finish(
         record.pair,
@@ -169,13 +214,36 @@ def complete_rollback(
     )
     if rejected is not None:
         store.record_rejected(record.pair, *rejected)
+    if closed:
+        ended = store.get_deployment(record.pair, record.deployment_id)
+        notify.emit(_TRANSITION[intent.status], ended, reason=reason, by=intent.by)
+        notify.metric("Rollbacks", 1, record.pair)
+        notify.metric(f"Deployments{intent.status.value.title().replace('_', '')}", 1, record.pair)
+        seconds = (parse_iso(ended.ended_at or now_iso()) - parse_iso(intent.at)).total_seconds()
+        notify.metric("RollbackSeconds", max(0.0, seconds), record.pair, notify.MetricUnit.Seconds)
     if closed and handover is not None:
         start_execution(store, handover.execution_arn, record.pair, handover.deployment_id, handover.release)
     logger.info(
         "rolled back",
         extra={"deployment_id": record.deployment_id, "status": intent.status.value, "restored": restored},
     )
-    return {"status": intent.status.value, "reason": reason, "restored": restored}
+    return {
+        "status": intent.status.value,
+        "reason": reason,
+        "restored": restored,
+        "hooks": _rollback_hooks(store, record),
+    }
+
+
+def _rollback_hooks(store: Store, record: Deployment) -> dict[str, Any] | None:
+    """The on_rollback hook loop's first cursor, when the spec has such hooks."""
+    spec = parse_spec(record.spec) if record.spec else None
+    if spec is None:
+        pair = store.find_pair(record.pair)
+        spec = pair.spec if pair is not None else None
+    if spec is None or not spec.hooks.on_rollback:
+        return None
+    return first_cursor("on_rollback", "hooks:on_rollback", "end")
 
 
 def _successor_plan(
@@ -262,14 +330,20 @@ def record_rollback_failed(
         f"rollback failed: {why}; traffic is at {seen} (snapshot {snapshot}); it was rolling back "
         f"because {first}"
     )
-    store.finish(
+    try:
+        restore_test_target(store, record)
+    except Exception as exc:  # recorded in the reason: the test target still needs a hand
+        reason += f"; the test traffic could not be restored either ({exc})"
+    if store.finish(
         pair,
         deployment_id,
         Status.ROLLBACK_FAILED,
         reason,
         weights=actual,
         from_statuses=(Status.STARTING, Status.RUNNING, Status.PAUSED, Status.ROLLING_BACK),
-    )
+    ):
+        notify.emit("rollback_failed", store.get_deployment(pair, deployment_id), reason=reason)
+        notify.metric("RollbacksFailed", 1, pair)
     return {"status": Status.ROLLBACK_FAILED.value, "weights": actual, "reason": reason}
 
 
@@ -278,7 +352,14 @@ def reconcile(store: Store, detail: ExecutionStatusChange) -> dict[str, Any]:
     status = _ENDED.get(detail.status)
     data = detail.input_json()
     pair, deployment_id = data.get("pair"), data.get("deployment_id")
-    if status is None or not isinstance(pair, str) or not isinstance(deployment_id, str):
+    if (
+        status is None
+        or not isinstance(pair, str)
+        or not isinstance(deployment_id, str)
+        # Not a deployment of a registered pair (and too long to be a DynamoDB key at all).
+        or not re.fullmatch(PAIR_NAME_PATTERN, pair)
+        or len(deployment_id.encode()) > _MAX_DEPLOYMENT_ID_BYTES
+    ):
         return {
             "action": "ignored",
             "reason": f"execution {detail.name} ({detail.status}) is not a deployment",
@@ -304,4 +385,6 @@ def reconcile(store: Store, detail: ExecutionStatusChange) -> dict[str, Any]:
     record = store.request_rollback(pair, deployment_id, intent)
     # The execution has ended, so no shift of it can still be in flight for long: wait out the lease.
     result = complete_rollback(store, record, lease_wait=settings().shift_lease_seconds)
+    # The execution has ended: no state is left to run on_rollback hooks from.
+    result.pop("hooks", None)
     return {"action": "reconciled", **result}

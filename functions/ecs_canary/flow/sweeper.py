@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from ecs_canary import aws
+from ecs_canary.flow import notify
 from ecs_canary.flow.identity import router_for
 from ecs_canary.flow.rollback import complete_rollback, start_execution
 from ecs_canary.flow.settings import settings
@@ -125,5 +126,7 @@ def _rollback_failed(store: Store, record: Deployment, exc: Exception) -> Swept:
         f"{seen}; it was rolling back because "
         f"{record.rollback.reason if record.rollback else 'its execution ended'}"
     )
-    store.finish(record.pair, record.deployment_id, Status.ROLLBACK_FAILED, reason, weights=actual)
+    if store.finish(record.pair, record.deployment_id, Status.ROLLBACK_FAILED, reason, weights=actual):
+        notify.emit("rollback_failed", store.get_deployment(record.pair, record.deployment_id), reason=reason)
+        notify.metric("RollbacksFailed", 1, record.pair)
     return Swept(record.pair, record.deployment_id, "rollback_failed", reason)

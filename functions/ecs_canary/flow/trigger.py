@@ -8,9 +8,11 @@ the service a deployment is judging supersedes that deployment (``on_new_release
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
+import botocore.session
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
@@ -40,6 +42,18 @@ class FilterResult:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+def _partition(cluster: str, region: str | None) -> str | None:
+    """The AWS partition the pair's cluster is in (from its ARN, else from the region)."""
+    if cluster.startswith("arn:"):
+        return cluster.split(":")[1]
+    return None if region is None else _region_partition(region)
+
+
+@functools.cache
+def _region_partition(region: str) -> str:
+    return str(botocore.session.get_session().get_partition_for_region(region))
+
+
 def _same_cluster(
     pair: Pair, task: EcsTaskStateChange, region: str | None, account: str | None
 ) -> str | None:
@@ -48,7 +62,10 @@ def _same_cluster(
         if task.cluster_arn != pair.cluster_arn:
             return f"cluster {task.cluster_arn} is not the pair's registered cluster {pair.cluster_arn}"
         return None
-    event_region, event_account = task.cluster_region_account
+    event_partition, event_region, event_account = task.cluster_partition_region_account
+    partition = _partition(pair.spec.cluster, region)
+    if partition is not None and event_partition != partition:
+        return f"cluster {task.cluster_arn} is in partition {event_partition}, not {partition}"
     if region is not None and event_region != region:
         return f"cluster {task.cluster_arn} is in region {event_region}, not {region}"
     if account is not None and event_account != account:
@@ -112,6 +129,13 @@ def on_task_running(
             "ignored",
             f"{release.deployment} is not a current ECS deployment of {service} (never issued by ECS, "
             "or already replaced); nothing was started",
+            pair=name,
+        )
+    if confirmed.get("taskDefinition") and confirmed["taskDefinition"] != release.task_definition:
+        return FilterResult(
+            "ignored",
+            f"{release.deployment} of {service} runs {confirmed['taskDefinition']}, not the event's "
+            f"{release.task_definition}; nothing was started",
             pair=name,
         )
     is_primary = confirmed.get("status") == "PRIMARY"

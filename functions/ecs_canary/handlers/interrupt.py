@@ -28,7 +28,12 @@ metrics = Metrics()
 @logger.inject_lambda_context(correlation_id_path="id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        reason = f"malformed event: expected a JSON object, got {type(event).__name__}"
+        logger.error(reason)
+        metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
+        return {"action": "rejected", "reason": reason}
     try:
         if event.get("source") == "aws.cloudwatch":
             alarm = parse(event=event, model=AlarmStateChangeEvent)

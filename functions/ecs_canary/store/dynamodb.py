@@ -54,6 +54,7 @@ from ecs_canary.store.models import (
     Status,
     cluster_name,
     now_iso,
+    plain,
 )
 
 __all__ = ["HISTORY_LIMIT", "Handover", "Store"]
@@ -167,6 +168,18 @@ class Store:
                 f"a service of pair {spec.name!r} already belongs to another registered pair"
             ) from err
         return Pair(spec, live_service, idle_baseline, now, cluster_arn)
+
+    def record_retired(self, pair: str, service: str, desired_count: int) -> None:
+        """Remember the desired count of a service scaled to zero, so a later release can restore it."""
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=spec_key(pair),
+            UpdateExpression="SET retired = :retired",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=ser(
+                {":retired": {"service": service, "desired_count": desired_count, "at": now_iso()}}
+            ),
+        )
 
     def delete_pair(self, name: str) -> Pair:
         """Remove a pair's spec and its index entries; refused while a deployment is active."""
@@ -635,6 +648,109 @@ class Store:
             quiet=True,
         )
 
+    def mark_gate(
+        self,
+        pair: str,
+        deployment_id: str,
+        *,
+        owner: str,
+        key: str,
+        event: tuple[str, str] | None = None,
+        clear_approval: bool = False,
+    ) -> Deployment:
+        """Record a lifecycle gate (hooks of a stage, test traffic, an approval...) as passed.
+
+        ``clear_approval`` drops the answered approval in the same write, so a retry can never find
+        the gate neither passed nor waiting.
+        """
+        return self._owned(
+            pair,
+            deployment_id,
+            owner,
+            [],
+            {":gate": {key}},
+            statuses=ACTIVE,
+            event=event,
+            adds=["gates_done :gate"],
+            # The test-traffic gate passed: its change landed, so its lease is over.
+            removes=[
+                *(["approval"] if clear_approval else []),
+                *(["test_lease"] if key == "test_traffic" else []),
+            ],
+        )
+
+    def request_approval(
+        self, pair: str, deployment_id: str, *, owner: str, approval: Mapping[str, Any]
+    ) -> Deployment:
+        """Record that the deployment waits for a human at ``approval["key"]`` (kept if already asked)."""
+        return self._owned(
+            pair,
+            deployment_id,
+            owner,
+            # A duplicate or late call never resets the request's clock or an operator's answer.
+            ["approval = if_not_exists(approval, :approval)"],
+            {":approval": dict(approval)},
+            statuses=ACTIVE,
+            event=("awaiting_approval", f"waiting for approval at {approval['key']}"),
+        )
+
+    def decide_approval(
+        self, pair: str, deployment_id: str, *, decision: str, by: str, reason: str
+    ) -> Deployment:
+        """An operator's answer to the pending approval (refused when none is pending)."""
+        pending = cond.Condition(
+            "approval_pending",
+            "attribute_exists(approval) AND attribute_not_exists(approval.decision)",
+            lambda item: bool((item or {}).get("approval")) and "decision" not in (item or {})["approval"],
+        )
+        return self._update_checked(
+            pair,
+            deployment_id,
+            ["approval.decision = :decision", "approval.#by = :by", "approval.reason = :reason"],
+            {":decision": decision, ":by": by, ":reason": reason},
+            condition=cond.deployment_exists() & cond.status_in(*ACTIVE) & pending,
+            event=(decision, f"{decision} by {by}: {reason}"),
+            names={"#by": "by"},
+        )
+
+    def save_test_snapshot(
+        self,
+        pair: str,
+        deployment_id: str,
+        *,
+        owner: str,
+        snapshot: Mapping[str, Any],
+        lease_seconds: float,
+    ) -> Deployment:
+        """What the test listener, rule or record was before it pointed at green (kept once), and a
+        lease on changing it: a rollback waits for the lease (or its expiry) before it restores the
+        test target, so the change cannot land after the restore."""
+        return self._owned(
+            pair,
+            deployment_id,
+            owner,
+            ["test_snapshot = if_not_exists(test_snapshot, :snap)", "test_lease = :until"],
+            {":snap": dict(snapshot), ":until": _iso_in(lease_seconds)},
+            statuses=ACTIVE,
+            extra=cond.no_rollback_intent(),
+        )
+
+    def drop_test_lease(self, pair: str, deployment_id: str, *, owner: str) -> None:
+        """End the test-traffic lease of a change that was undone (or never made)."""
+        self._owned(pair, deployment_id, owner, [], {}, statuses=OPEN, removes=["test_lease"], quiet=True)
+
+    def record_test_restored(self, pair: str, deployment_id: str, message: str) -> None:
+        """The test target is back as it was (any status: it is restored after promotion or rollback)."""
+        self._update(
+            pair,
+            deployment_id,
+            ["test_snapshot.restored = :yes"],
+            {":yes": True},
+            condition=cond.deployment_exists(),
+            event=("test_traffic_restored", message),
+            quiet=True,
+        )
+
     def record_refused(self, pair: str, deployment_id: str, execution_arn: str, reason: str) -> None:
         """Note, on the deployment, an execution that was refused because it is not the owner."""
         self._update(
@@ -644,6 +760,18 @@ class Store:
             {},
             condition=cond.deployment_exists(),
             event=("refused", f"execution {execution_arn.rsplit(':', 1)[-1]} refused: {reason}"),
+            quiet=True,
+        )
+
+    def append_history(self, pair: str, deployment_id: str, event: str, message: str) -> None:
+        """Append a line to a deployment's history whatever its status (e.g. rollback hooks' results)."""
+        self._update(
+            pair,
+            deployment_id,
+            [],
+            {},
+            condition=cond.deployment_exists(),
+            event=(event, message),
             quiet=True,
         )
 
@@ -982,22 +1110,25 @@ class Store:
         event: tuple[str, str] | tuple[str, str, Mapping[str, Any]] | None = None,
         extra: cond.Condition | cond.Conditions | None = None,
         removes: Sequence[str] = (),
+        adds: Sequence[str] = (),
         names: Mapping[str, str] | None = None,
         quiet: bool = False,
     ) -> Deployment:
         """An update by the deployment's owner, in one of ``statuses`` (raises naming what failed)."""
         condition = _combine(cond.deployment_exists(), cond.owned_by(owner), cond.status_in(*statuses), extra)
-        if quiet:
-            item = self._update(
-                pair, deployment_id, sets, values, condition=condition, event=event,
-                removes=removes, names=names, quiet=True,
-            )  # fmt: skip
-            return (
-                Deployment.from_item(item) if item is not None else self.get_deployment(pair, deployment_id)
-            )
-        return self._update_checked(
-            pair, deployment_id, sets, values, condition=condition, event=event, removes=removes, names=names
+        item = self._update(
+            pair,
+            deployment_id,
+            sets,
+            values,
+            condition=condition,
+            event=event,
+            removes=removes,
+            adds=adds,
+            names=names,
+            quiet=quiet,
         )
+        return Deployment.from_item(item) if item is not None else self.get_deployment(pair, deployment_id)
 
     def _update_checked(
         self,
@@ -1147,6 +1278,7 @@ def _pair(item: Mapping[str, Any]) -> Pair:
         idle_baseline=item.get("idle_baseline"),
         registered_at=item["registered_at"],
         cluster_arn=item.get("cluster_arn"),
+        retired=plain(item["retired"]) if item.get("retired") else None,
     )
 
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ __all__ = [
     "cluster_name",
     "now_iso",
     "parse_iso",
+    "plain",
 ]
 
 
@@ -106,6 +108,8 @@ class Pair:
     idle_baseline: str | None
     registered_at: str
     cluster_arn: str | None = None
+    retired: dict[str, Any] | None = None
+    """The service scaled to zero after the last promotion, and the desired count it had."""
 
     @property
     def idle_service(self) -> str:
@@ -206,6 +210,17 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def plain(value: Any) -> Any:
+    """DynamoDB's Decimals as ints or floats, recursively (maps and lists kept)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
 @dataclass(frozen=True)
 class Deployment:
     """One deployment record, as the CLI and the handlers read it."""
@@ -238,6 +253,11 @@ class Deployment:
     command: Command | None = None
     paused: dict[str, str] | None = None
     stopped_tasks: frozenset[str] = frozenset()
+    gates_done: frozenset[str] = frozenset()
+    approval: dict[str, Any] | None = None
+    test_snapshot: dict[str, Any] | None = None
+    test_lease: str | None = None
+    """Until when a change of the test listener, rule or record may be in flight (ISO 8601)."""
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -284,6 +304,10 @@ class Deployment:
             command=Command.from_item(item["command"]) if item.get("command") else None,
             paused={str(k): str(v) for k, v in item["paused"].items()} if item.get("paused") else None,
             stopped_tasks=frozenset(str(t) for t in item.get("stopped_tasks", ()) or ()),
+            gates_done=frozenset(str(g) for g in item.get("gates_done", ()) or ()),
+            approval=plain(item.get("approval")),
+            test_snapshot=plain(item.get("test_snapshot")),
+            test_lease=str(item["test_lease"]) if item.get("test_lease") else None,
             history=[
                 {k: (int(v) if k == "percent" and v is not None else v) for k, v in h.items()}
                 for h in item.get("history", [])
@@ -309,6 +333,8 @@ class Deployment:
             "step_index": self.step_index,
             "percent": self.percent,
             "paused": self.paused,
+            "approval": self.approval,
+            "gates_done": sorted(self.gates_done),
             "rollback": self.rollback.to_item() if self.rollback else None,
             "stopped_tasks": len(self.stopped_tasks),
             "history": self.history,
