@@ -218,6 +218,10 @@ def _record_target_problems(
     return problems
 
 
+MAX_HOOK_FUNCTION_TIMEOUT = 840
+"""Longest timeout a hook function may have: the hook runner (900 s) waits for its answer."""
+
+
 def _hook_problems(lambda_client: LambdaClient, spec: ServicePairSpec, prefix: str | None) -> list[str]:
     """Every hook function exists, and is one the stack's hook runner may invoke (its name prefix)."""
     problems: list[str] = []
@@ -231,11 +235,19 @@ def _hook_problems(lambda_client: LambdaClient, spec: ServicePairSpec, prefix: s
                 )
                 continue
             try:
-                lambda_client.get_function(FunctionName=hook.function)
+                found = lambda_client.get_function(FunctionName=hook.function)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                     raise
                 problems.append(f"{where} does not exist")
+                continue
+            timeout = int(found.get("Configuration", {}).get("Timeout", 3))
+            if timeout > MAX_HOOK_FUNCTION_TIMEOUT:
+                problems.append(
+                    f"{where} has a timeout of {timeout} s; a hook may take at most "
+                    f"{MAX_HOOK_FUNCTION_TIMEOUT} s per answer (the hook runner must outlive the call): "
+                    "answer IN_PROGRESS and be asked again instead"
+                )
     return problems
 
 

@@ -406,6 +406,8 @@ class Flow:
     tokens: TaskTokens
     handlers: dict[str, ModuleType] = field(default_factory=dict)
     router: str = "alb"
+    release_task_definitions: dict[str, str] = field(default_factory=dict)
+    """The task definition of every ECS deployment ``new_release`` made (its tasks run it)."""
     _tasks: int = 0
     _releases: int = 0
 
@@ -520,6 +522,7 @@ class Flow:
         self.ecs.update_service(cluster=CLUSTER, service=service, taskDefinition=revision)
         self._releases += 1
         release = f"ecs-svc/{9_000_000_000_000_000_000 + self._releases}"
+        self.release_task_definitions[release] = revision
         model = self._service(service)
         template_deployment = dict(model.deployments[0])
         previous = [{**d, "status": "ACTIVE"} for d in model.deployments] if keep_previous else []
@@ -578,6 +581,7 @@ class Flow:
             "clusterArn": cluster_arn,
             "taskArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{CLUSTER}/{task_id}",
             "taskDefinitionArn": task_definition
+            or self.release_task_definitions.get(started_by or "")
             or self.task_definitions.get(
                 service or "", f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/x:1"
             ),

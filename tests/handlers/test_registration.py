@@ -689,7 +689,7 @@ def test_the_registered_cluster_arn_is_stored(world: World) -> None:
 # ---- gates: hooks and test traffic --------------------------------------------------------------
 
 
-def _hook_function(name: str) -> None:
+def _hook_function(name: str, timeout: int = 3) -> None:
     iam = client("iam")
     role = iam.create_role(
         RoleName=f"{name}-role",
@@ -715,6 +715,7 @@ def _hook_function(name: str) -> None:
         Role=role,
         Handler="hook.handler",
         Code={"ZipFile": archive.getvalue()},
+        Timeout=timeout,
     )
 
 
@@ -760,6 +761,16 @@ def test_a_missing_hook_and_one_without_the_prefix_are_each_named(world: World) 
         )
         for p in problems
     ), problems
+
+
+def test_a_hook_that_could_outlive_the_hook_runner_is_refused(world: World) -> None:
+    _hook_function("ecs-canary-hook-slow", timeout=900)
+    data = world.alb_spec(hooks={"after_production_traffic": [{"function": "ecs-canary-hook-slow"}]})
+    (problem,) = _gated_problems(world, data)
+    assert problem.startswith(
+        "hook function ecs-canary-hook-slow (hooks.after_production_traffic) has a timeout of 900 s; "
+        "a hook may take at most 840 s per answer"
+    )
 
 
 def test_a_test_listener_on_the_pairs_load_balancer_is_accepted(world: World) -> None:

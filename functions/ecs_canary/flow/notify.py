@@ -65,6 +65,7 @@ Transition = Literal[
     "superseded",
     "rollback_failed",
     "scaled_down",
+    "release_rejected",
 ]
 
 DETAIL_TYPES: dict[str, str] = {
@@ -88,6 +89,7 @@ DETAIL_TYPES: dict[str, str] = {
     "timed_out": "Deployment Timed Out",
     "superseded": "Deployment Superseded",
     "rollback_failed": "Deployment Rollback Failed",
+    "release_rejected": "Deployment Release Rejected",
     "scaled_down": "Deployment Old Service Scaled Down",
 }
 """detail-type of each transition (what an EventBridge rule matches on besides ``detail.transition``)."""

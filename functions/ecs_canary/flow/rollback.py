@@ -212,8 +212,8 @@ def complete_rollback(
         successor=handover,
         from_statuses=(Status.ROLLING_BACK,),
     )
-    if rejected is not None:
-        store.record_rejected(record.pair, *rejected)
+    if rejected is not None and store.record_rejected(record.pair, *rejected):
+        notify.emit("release_rejected", store.get_deployment(record.pair, rejected[0]), reason=rejected[3])
     if closed:
         ended = store.get_deployment(record.pair, record.deployment_id)
         notify.emit(_TRANSITION[intent.status], ended, reason=reason, by=intent.by)

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from ecs_canary import green
 from ecs_canary.errors import RouterConfigError
 from ecs_canary.events import EcsTaskStateChange, ExecutionInput, ReleaseModel
+from ecs_canary.flow import notify
 from ecs_canary.flow.identity import deployment_id_for, execution_arn_for
 from ecs_canary.flow.rollback import request_rollback
 from ecs_canary.flow.settings import settings
@@ -199,7 +200,8 @@ def _claim_and_start(
             f"release {release.deployment} of {release.service} arrived while deployment "
             f"{claim.active_deployment_id} of {name} is active; it was not started"
         )
-        store.record_rejected(name, deployment_id, release, pair.live_service, reason)
+        if store.record_rejected(name, deployment_id, release, pair.live_service, reason):
+            notify.emit("release_rejected", store.get_deployment(name, deployment_id), reason=reason)
         logger.warning(reason, extra={"deployment_id": deployment_id})
         return FilterResult("rejected", reason, deployment_id, name)
     if claim.outcome == "live":
