@@ -7,6 +7,7 @@ user fixing a spec should not have to discover its errors one run at a time.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -803,6 +804,14 @@ def _arn_scope(match: re.Match[str]) -> str:
 _TAGGED_UNION_FIELDS: dict[str, tuple[str, ...]] = {"router": ROUTER_TAGS, "plan": PLAN_TAGS}
 
 
+def _path_part(part: object) -> str:
+    """A location part as the user wrote it; a key that would garble the ``path: message`` line (empty,
+    holding ``: `` or a line break, or with whitespace at either end) is quoted."""
+    text = str(part)
+    garbles = not text or ": " in text or text != text.strip() or any(not c.isprintable() for c in text)
+    return json.dumps(text, ensure_ascii=False) if garbles else text
+
+
 def format_validation_error(exc: ValidationError) -> list[str]:
     """One ``<dotted.field.path>: <message>`` line per error.
 
@@ -820,7 +829,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc.append("type")
         message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        path = ".".join(str(part) for part in loc)
+        path = ".".join(_path_part(part) for part in loc)
         if not path and error["type"] == "value_error":
             lines.extend(message.splitlines())
         else:

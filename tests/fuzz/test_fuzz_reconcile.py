@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from ecs_canary.spec import PAIR_NAME_PATTERN
 from fuzz_support import (
     ACCOUNT,
     EXAMPLES,
@@ -226,7 +228,13 @@ def unknown_deployment(draw: st.DrawFn) -> Case:
         status=draw(st.sampled_from(ENDED)),
         execution_input=raw,
         name=None if owner else draw(st.text("abc123-", min_size=1, max_size=80)),
-        names=("has no deployment",),
+        # A pair name no spec may have (or an id longer than any ecs-canary makes) cannot be a
+        # deployment at all; a plausible one is looked up and not found.
+        names=(
+            ("has no deployment",)
+            if re.fullmatch(PAIR_NAME_PATTERN, pair) and len(deployment_id.encode()) <= 512
+            else ("is not a deployment",)
+        ),
     )
 
 

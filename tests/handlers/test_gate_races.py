@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from ecs_canary.errors import ApprovalRejected, RollbackRequested, ShiftInFlight
 from ecs_canary.flow import rollback as rollback_flow
-from ecs_canary.flow import steps
+from ecs_canary.flow import stages, steps
 from ecs_canary.routers import alb as alb_router
 from ecs_canary.spec import ServicePairSpec, parse_spec
 from ecs_canary.store import Status
@@ -60,7 +60,7 @@ def test_a_rollback_waits_for_the_test_traffic_change_in_flight_and_it_never_out
     _register(flow, test_traffic={"listener_arn": listener})
     run, state = flow.rolling(GREEN)
     monkeypatch.setattr(rollback_flow, "time", VirtualClock())
-    real_apply = steps.apply_test_traffic
+    real_apply = stages.apply_test_traffic
     seen: dict[str, Any] = {}
 
     def slow_apply(spec: ServicePairSpec, record: Any, snapshot: Any) -> None:
