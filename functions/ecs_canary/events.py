@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from ecs_canary.gates import HookStage
+
 _PARTITION = r"aws(?:-[a-z]+)*"
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]+"
 _ACCOUNT = r"[0-9]{12}"
@@ -234,15 +236,7 @@ class HookCursor(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    stage: Literal[
-        "before_test_traffic",
-        "after_test_traffic",
-        "before_production_traffic",
-        "after_each_shift",
-        "after_production_traffic",
-        "after_promotion",
-        "on_rollback",
-    ]
+    stage: HookStage
     key: str
     index: int = Field(0, ge=0)
     attempt: int = Field(0, ge=0)

@@ -12,7 +12,7 @@ post-promotion bake and scaling the old service to zero); ``on_rollback`` after 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -39,15 +39,7 @@ HookStage = Literal[
     "after_promotion",
     "on_rollback",
 ]
-HOOK_STAGES: tuple[HookStage, ...] = (
-    "before_test_traffic",
-    "after_test_traffic",
-    "before_production_traffic",
-    "after_each_shift",
-    "after_production_traffic",
-    "after_promotion",
-    "on_rollback",
-)
+HOOK_STAGES: tuple[HookStage, ...] = get_args(HookStage)
 
 FUNCTION_PATTERN = (
     r"^(?:arn:aws(?:-[a-z]+)*:lambda:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:function:)?"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 
 from ecs_canary.routers import TrafficRouter, build_router
 from ecs_canary.spec import ServicePairSpec
@@ -46,3 +47,13 @@ def router_for(spec: ServicePairSpec) -> TrafficRouter:
     return build_router(
         spec.router, [(s.name, s.target_group_arn, s.record_set_identifier) for s in spec.services]
     )
+
+
+def weights_text(weights: Mapping[str, int]) -> str:
+    """``web-blue=90, web-green=10``: weights as messages and reasons show them."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(weights.items()))
+
+
+def execution_name(execution_arn: str) -> str:
+    """The execution's name, the last part of its ARN."""
+    return execution_arn.rsplit(":", 1)[-1]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +29,8 @@ from ecs_canary.flow.identity import (
     router_for,
     state_machine_of,
 )
+from ecs_canary.flow.identity import execution_name as _short
+from ecs_canary.flow.identity import weights_text as _fmt
 from ecs_canary.flow.settings import settings
 from ecs_canary.flow.signals import fail_task
 from ecs_canary.flow.stages import restore_test_target
@@ -66,14 +67,6 @@ _MAX_DEPLOYMENT_ID_BYTES = 512
 """Longer than any deployment id ecs-canary makes (pair, service and a hash), shorter than a DynamoDB key."""
 _LEASE_WAIT_SECONDS = 20.0
 _LEASE_POLL_SECONDS = 0.1
-
-
-def _fmt(weights: Mapping[str, int]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(weights.items()))
-
-
-def _short(execution_arn: str) -> str:
-    return execution_arn.rsplit(":", 1)[-1]
 
 
 def intent_for_error(error: StateError | None, by: str) -> RollbackIntent:

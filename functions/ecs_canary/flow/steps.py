@@ -33,7 +33,9 @@ from ecs_canary.errors import (
 from ecs_canary.events import AdvanceInput, ListenInput, PrepareInput, SteadyInput
 from ecs_canary.flow import notify
 from ecs_canary.flow.hooks import first_cursor
+from ecs_canary.flow.identity import execution_name as _short
 from ecs_canary.flow.identity import router_for
+from ecs_canary.flow.identity import weights_text as _fmt
 from ecs_canary.flow.settings import settings
 from ecs_canary.flow.signals import succeed_task
 from ecs_canary.flow.stages import (
@@ -65,14 +67,6 @@ SYNC_POLL_SECONDS = 5
 MAX_SYNC_CHECKS = 60
 # The watch branch stores its token within moments of the rollout starting; ticks wait for it.
 ARM_POLL_SECONDS = 1
-
-
-def _fmt(weights: Mapping[str, int]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(weights.items()))
-
-
-def _short(execution_arn: str) -> str:
-    return execution_arn.rsplit(":", 1)[-1]
 
 
 def owned(store: Store, pair: str, deployment_id: str, execution: str) -> Deployment:
@@ -686,30 +680,7 @@ def _shift(
         updated = store.save_progress(record.pair, record.deployment_id, owner=execution, judged_command=True)
     elif record.command is not None:
         updated = store.save_progress(record.pair, record.deployment_id, owner=execution, clear_command=True)
-    after = shift_gate(spec, updated, decision.step_index) if not decision.promote_after else None
-    if after is not None and after.stage is not None:
-        return {
-            "step_index": decision.step_index,
-            "percent": decision.percent,
-            "inconclusive": 0,
-            "shifted_at": updated.shifted_at,
-            "wait_seconds": decision.wait_seconds,
-            "complete": False,
-            "verdict": report.verdict.value,
-            "shift_ms": shift_ms,
-            "action": "hooks",
-            "reason": f"running the after_each_shift hooks of step {decision.step_index + 1}",
-            "hooks": first_cursor(after.stage, after.key, "bake"),
-            "gate_waits": 0,
-        }
-    if decision.promote_after:
-        if receipt.change_id is not None:
-            return {
-                **_wait(updated, SYNC_POLL_SECONDS, "waiting for Route53 to be INSYNC"),
-                "shift_ms": shift_ms,
-            }
-        return {**_complete(store, updated, execution, report, clear_command=False), "shift_ms": shift_ms}
-    return {
+    shifted = {
         "step_index": decision.step_index,
         "percent": decision.percent,
         "inconclusive": 0,
@@ -718,11 +689,24 @@ def _shift(
         "complete": False,
         "verdict": report.verdict.value,
         "shift_ms": shift_ms,
-        "action": "shift",
-        "reason": report.summary(),
-        "hooks": None,
         "gate_waits": 0,
     }
+    after = shift_gate(spec, updated, decision.step_index) if not decision.promote_after else None
+    if after is not None and after.stage is not None:
+        return {
+            **shifted,
+            "action": "hooks",
+            "reason": f"running the after_each_shift hooks of step {decision.step_index + 1}",
+            "hooks": first_cursor(after.stage, after.key, "bake"),
+        }
+    if decision.promote_after:
+        if receipt.change_id is not None:
+            return {
+                **_wait(updated, SYNC_POLL_SECONDS, "waiting for Route53 to be INSYNC"),
+                "shift_ms": shift_ms,
+            }
+        return {**_complete(store, updated, execution, report, clear_command=False), "shift_ms": shift_ms}
+    return {**shifted, "action": "shift", "reason": report.summary(), "hooks": None}
 
 
 def _complete(
