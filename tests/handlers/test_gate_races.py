@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 import pytest
-from ecs_canary.errors import ApprovalRejected, RollbackRequested, ShiftInFlight
+from ecs_canary.errors import ApprovalRejected, RollbackRequested, ShiftInFlight, WriteRefused
 from ecs_canary.flow import rollback as rollback_flow
 from ecs_canary.flow import stages, steps
 from ecs_canary.routers import alb as alb_router
@@ -192,3 +192,26 @@ def test_a_retried_promotion_never_scales_down_the_green_of_a_newer_deployment(
     blue = flow.ecs.describe_services(cluster="prod", services=[BLUE])["services"][0]
     assert blue["desiredCount"] == 3
     assert "scale_down_skipped" in run.events()
+
+
+def test_a_late_call_whose_shift_a_later_tick_adopted_records_nothing_twice(flow: Flow) -> None:
+    _register(flow)
+    run, state = flow.rolling(GREEN)
+    state = run.advance(state)  # step 1 (10 %) recorded
+    half = {BLUE: 50, GREEN: 50}
+    # An earlier tick took the lease for step 2 and its write landed; then it was abandoned (an
+    # operator's command re-entered the rollout) while still running.
+    flow.store.begin_shift(
+        PAIR, run.deployment_id, owner=run.execution, weights=half, step_index=1, percent=50, lease_seconds=90
+    )
+    flow.set_weights(half)
+    run.advance(run.reenter(state))  # the re-entered rollout adopts the landed shift
+    assert run.record().step_index == 1
+
+    with pytest.raises(WriteRefused, match="shift_unrecorded"):
+        flow.store.record_shift(  # the abandoned tick's own record, arriving late
+            PAIR, run.deployment_id, owner=run.execution, step_index=1, percent=50, weights=half,
+            bake_seconds=60, change_id=None, message="step 2/3: 50%",
+        )  # fmt: skip
+
+    assert [h.get("percent") for h in run.record().history if h["event"] == "shifted"] == [10, 50]

@@ -149,6 +149,23 @@ def lease_free(now_iso: str, owner: str | None = None) -> Condition:
     )
 
 
+def shift_unrecorded(step_index: int) -> Condition:
+    """The shift of ``step_index`` was not recorded yet: its lease is still there, or the record is at
+    another step (a late call whose shift a later step already adopted records nothing twice)."""
+    ph = _placeholder("step")
+
+    def holds(item: Mapping[str, Any] | None) -> bool:
+        return bool((item or {}).get("shift")) or (item or {}).get("step_index") != step_index
+
+    return Condition(
+        "shift_unrecorded",
+        f"attribute_exists(#shift) OR attribute_not_exists(step_index) OR step_index <> {ph}",
+        holds,
+        {ph: step_index},
+        {"#shift": "shift"},
+    )
+
+
 def lock_held_by(deployment_id: str) -> Condition:
     ph = _placeholder("dep")
     return Condition(

@@ -630,6 +630,7 @@ class Store:
             values,
             statuses=(Status.RUNNING, Status.PAUSED, Status.ROLLING_BACK),
             event=("shifted", message, {"percent": percent}),
+            extra=cond.shift_unrecorded(step_index),
             removes=removes,
             names={"#pct": "percent", "#shift": "shift"},
         )
