@@ -3,6 +3,7 @@
 #   make test    every static check (lint) and every test; installs what it needs first
 #   make demo    the offline demo (DEMO_ARGS="..." is passed to `ecs-canary demo`)
 #   make lint    static checks only        make bench   the benchmark (BENCH_ARGS="...")
+#   make faults  the full fault matrix (FAULTS_ARGS="..."; about 20 minutes)
 #   make install set-up only               make clean   build output and caches
 #
 # Set-up is idempotent: the venv is re-installed only when pyproject.toml changes, node_modules
@@ -27,6 +28,7 @@ LAMBDA_PYTHON := python3.13
 
 DEMO_ARGS ?=
 BENCH_ARGS ?=
+FAULTS_ARGS ?=
 PYTEST_ARGS ?=
 
 export SAM_CLI_TELEMETRY := 0
@@ -56,7 +58,7 @@ fi; \
 echo "OK: $(strip $(1))"
 endef
 
-.PHONY: help install venv node lint test pytest demo bench build clean distclean $(addprefix check-,$(CHECKS)) check-pytest
+.PHONY: help install venv node lint test pytest demo bench faults build clean distclean $(addprefix check-,$(CHECKS)) check-pytest
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -155,7 +157,8 @@ test: install
 
 # The emulator patches moto process-wide and keeps a background evaluator running, so the suites
 # that use it run in their own pytest processes, apart from the plain in-process moto tests.
-PYTEST_SUITES := "tests/unit tests/static tests/handlers tests/cli" "tests/fuzz" "tests/emulator" "tests/e2e"
+PYTEST_SUITES := "tests/unit tests/static tests/handlers tests/cli" "tests/fuzz" "tests/emulator" "tests/e2e" \
+	"tests/faults"
 
 check-pytest pytest: $(PY_STAMP) $(NODE_STAMP)
 	@failed=(); \
@@ -170,6 +173,9 @@ demo: $(PY_STAMP)
 
 bench: $(PY_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+faults: $(PY_STAMP)
+	$(BIN)/python tests/faults/matrix.py --out .bench/faults.json $(FAULTS_ARGS)
 
 # ---------------------------------------------------------------------------------------------
 # Clean-up

@@ -41,6 +41,7 @@ from typing import Any
 
 from . import lambda_worker
 from .clock import DelayedExecutor
+from .faults import FaultRegistry
 from .lambda_worker import ChannelClosed, LambdaContext, error_body, recv_message, send_message
 
 __all__ = [
@@ -320,6 +321,8 @@ class LambdaRuntime:
         self.log_sink: Callable[[FunctionSpec, str, list[str]], None] | None = None
         # Concurrent executions allowed per account and region (read at each invocation).
         self.concurrency_limit: Callable[[], int] = lambda: DEFAULT_CONCURRENCY
+        # Injected faults (the emulator's API): each invocation they apply to carries one.
+        self.faults = FaultRegistry()
         self._pools_lock = threading.Lock()
         self._pools: dict[tuple[str, str, str, str], _Pool] = {}
         self._current: dict[tuple[str, str], tuple[str, str, str, str]] = {}
@@ -625,6 +628,9 @@ class LambdaRuntime:
         }
         if spec.tracing_mode == "Active":
             request["trace_id"] = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"
+        fault = self.faults.take(spec.name, payload)
+        if fault is not None:
+            request["fault"] = fault
         deadline = time.monotonic() + max(0.0, budget)
         try:
             send_message(sandbox.sock, request)
@@ -632,6 +638,11 @@ class LambdaRuntime:
                 frame = sandbox.receive(deadline)
                 if frame.get("op") == "out":
                     lines.extend(frame.get("lines") or [])
+                elif frame.get("op") == "fault":
+                    self.faults.acted(str(frame.get("id")))
+                    lines.append(
+                        f"{_now_iso()} {request_id} injected fault {frame.get('id')}: {frame.get('what')}"
+                    )
                 elif frame.get("op") == "result" and frame.get("id") == request_id:
                     body = lambda_worker.decode_payload(str(frame.get("payload") or ""))
                     error = frame.get("error")

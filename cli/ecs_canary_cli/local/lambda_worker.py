@@ -13,9 +13,10 @@ the wire protocol. Messages are JSON objects framed by a 4-byte big-endian lengt
 stream socket (a socketpair whose other end the emulator keeps):
 
 * emulator → sandbox: ``{"op": "init", "env", "code_dir", "handler"}`` once, then
-  ``{"op": "invoke", "id", "payload", "timeout", "invoked_arn", "trace_id"?}``;
+  ``{"op": "invoke", "id", "payload", "timeout", "invoked_arn", "trace_id"?, "fault"?}``;
 * sandbox → emulator: ``{"op": "ready"}`` after INIT, ``{"op": "out", "lines"}`` as the code
-  writes to stdout or stderr, ``{"op": "result", "id", "payload", "error", "exit"?}`` per
+  writes to stdout or stderr, ``{"op": "fault", "id", "what"}`` when an injected fault acts (see
+  :mod:`ecs_canary_cli.local.faults`), ``{"op": "result", "id", "payload", "error", "exit"?}`` per
   invocation (``error`` is ``"Unhandled"`` for a function error; ``exit`` means the sandbox is
   gone after this answer).
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import fnmatch
 import importlib
 import io
 import json
@@ -35,7 +37,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 _HEADER = struct.Struct("!I")
@@ -46,6 +48,108 @@ MAX_MESSAGE = 256 * 1024 * 1024
 # What the Lambda Python runtime ships with, imported once in the zygote so forked sandboxes do
 # not each pay for it. Nothing here reads the environment at import time.
 RUNTIME_MODULES = ("json", "logging", "decimal", "uuid", "urllib.request", "http.client", "ssl", "boto3")
+
+
+WRITE_PREFIXES = (
+    "Put", "Update", "Delete", "Create", "Modify", "Change", "Set", "Register", "Deregister",
+    "Start", "Stop", "Send", "Transact", "BatchWrite", "Publish", "Invoke", "Tag", "Untag",
+)  # fmt: skip
+"""Operation-name prefixes of the calls that change something (``exit-after-call``'s default)."""
+
+
+def call_matches(patterns: Sequence[str], service: str, operation: str) -> bool:
+    """Whether the AWS call ``service:operation`` matches one of the fnmatch ``patterns``.
+
+    No patterns means "a call that writes" (an operation named with a :data:`WRITE_PREFIXES` prefix).
+    """
+    if not patterns:
+        return operation.startswith(WRITE_PREFIXES)
+    name = f"{service}:{operation}"
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+_INJECTED = threading.local()
+"""The response an injected call fault answers with, for the call being sent on this thread."""
+
+_THROTTLE = {"json": "ThrottlingException", "rest-json": "TooManyRequestsException"}
+"""Each protocol's throttling error code (the query and REST-XML services say ``Throttling``)."""
+
+
+def _error_response(kind: str, protocol: str, url: str) -> Any:
+    """An AWS error response as the service would send it, in the service's protocol."""
+    from botocore.awsrequest import AWSResponse  # noqa: PLC0415 - botocore only in sandboxes
+
+    if kind == "throttle":
+        status = 429 if protocol == "rest-json" else 400
+        code, message = _THROTTLE.get(protocol, "Throttling"), "Rate exceeded"
+    else:
+        status, code, message = 500, "InternalFailure", "We encountered an internal error. Please try again."
+    request_id = f"injected-{time.monotonic_ns():x}"
+    if protocol in ("json", "rest-json"):
+        headers = {
+            "x-amzn-ErrorType": code,
+            "x-amzn-RequestId": request_id,
+            "Content-Type": "application/json",
+        }
+        body = json.dumps({"__type": code, "message": message}).encode()
+    else:
+        headers = {"x-amzn-RequestId": request_id, "Content-Type": "text/xml"}
+        body = (
+            f"<ErrorResponse><Error><Type>{'Sender' if status < 500 else 'Receiver'}</Type>"
+            f"<Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+    response: Any = AWSResponse(url, status, headers, raw=None)  # type: ignore[arg-type]
+    response._content = body  # a response whose body is already read
+    return response
+
+
+@contextlib.contextmanager
+def apply_call_faults(fault: Mapping[str, Any], acted: Callable[[str], None]) -> Iterator[None]:
+    """While the handler runs, the injected call fault acts on the AWS calls it makes.
+
+    It sits where the SDK sends a request (``botocore.endpoint.Endpoint``), so every client the
+    handler builds sees it and the SDK's own retries meet it as they would meet the service's.
+    """
+    from botocore.endpoint import Endpoint  # noqa: PLC0415 - botocore only in sandboxes
+
+    kind = str(fault["kind"])
+    patterns = [str(p) for p in fault.get("calls") or []]
+    original_get, original_send = getattr(Endpoint, "_do_get_response"), getattr(Endpoint, "_send")  # noqa: B009
+    fired = False
+
+    def do_get_response(self: Any, request: Any, operation_model: Any, context: Any) -> Any:
+        nonlocal fired
+        service, operation = operation_model.service_model.service_name, operation_model.name
+        if fired or not call_matches(patterns, service, operation):
+            return original_get(self, request, operation_model, context)
+        if kind in ("throttle", "server-error"):
+            acted(f"{kind} {service}:{operation}")
+            protocol = operation_model.service_model.resolved_protocol
+            _INJECTED.response = _error_response(kind, protocol, request.url)
+        try:
+            result = original_get(self, request, operation_model, context)
+        finally:
+            _INJECTED.response = None
+        answered = result[0] is not None and result[0][0].status_code < 300
+        if kind == "exit-after-call" and answered:
+            fired = True
+            acted(f"exit after {service}:{operation}")
+            sys.stdout.flush()
+            os._exit(1)
+        return result
+
+    def send(self: Any, request: Any) -> Any:
+        injected = getattr(_INJECTED, "response", None)
+        return injected if injected is not None else original_send(self, request)
+
+    setattr(Endpoint, "_do_get_response", do_get_response)  # noqa: B010 - private to botocore
+    setattr(Endpoint, "_send", send)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(Endpoint, "_do_get_response", original_get)  # noqa: B010
+        setattr(Endpoint, "_send", original_send)  # noqa: B010
 
 
 class ChannelClosed(Exception):
@@ -238,8 +342,26 @@ class Sandbox:
             log_stream_name=self.env.get("AWS_LAMBDA_LOG_STREAM_NAME", ""),
             timeout_seconds=float(request.get("timeout") or 3),
         )
+        fault = request.get("fault")
+        calls: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if isinstance(fault, Mapping):
+            fault_id = str(fault.get("id"))
+
+            def acted(what: str) -> None:
+                self.send({"op": "fault", "id": fault_id, "what": what})
+
+            if fault.get("kind") == "crash":
+                acted("crash")
+                sys.stdout.flush()
+                os._exit(1)
+            if fault.get("kind") == "timeout":
+                acted("hang")
+                while True:  # until the runtime stops the sandbox at the function's timeout
+                    time.sleep(3600)
+            calls = apply_call_faults(fault, acted)
         try:
-            output = self.handler(event, context)
+            with calls:
+                output = self.handler(event, context)
         except SystemExit as exc:
             message = f"RequestId: {request_id} Error: Runtime exited with error: exit status {exc.code}"
             return answer | {"payload": error_body("Runtime.ExitError", message, request_id), "exit": True}

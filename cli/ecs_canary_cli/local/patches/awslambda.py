@@ -34,11 +34,50 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
 from moto.logs.models import logs_backends
 
-from ..lambda_runtime import FunctionSpec, ThrottledError
+from .. import control
+from ..faults import Fault, FaultError
+from ..lambda_runtime import FunctionSpec, InProcessLambdaRuntime, ThrottledError
 from ._core import (
     CONFIG,
     _install,
 )
+
+
+def _fault_runtime() -> InProcessLambdaRuntime:
+    if CONFIG.runtime is None:
+        raise control.ControlError("the Lambda runtime is not running", 409)
+    return CONFIG.runtime
+
+
+@control.route("POST", "lambda/faults")
+def inject_lambda_fault(body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /_emulator/lambda/faults`` ``{"function", "kind", "match"?, "calls"?, "times"?}``:
+    the next ``times`` invocations (default 1; null: every one) of ``function`` whose payload
+    contains ``match`` carry the fault into their sandbox, as AWS Fault Injection Service's Lambda
+    actions do from inside the execution environment (see :mod:`ecs_canary_cli.local.faults`).
+    Answers the fault as ``GET`` lists it.
+    """
+    try:
+        fault = Fault.from_body(body)
+    except FaultError as exc:
+        raise control.ControlError(str(exc)) from exc
+    return _fault_runtime().faults.add(fault).describe()
+
+
+@control.route("GET", "lambda/faults")
+def list_lambda_faults(_body: dict[str, Any]) -> dict[str, Any]:
+    """``GET /_emulator/lambda/faults``: every fault in force, with how many invocations it was
+    applied to (``invocations``) and how often it acted (``acted``)."""
+    return {"faults": _fault_runtime().faults.describe()}
+
+
+@control.route("DELETE", "lambda/faults")
+def remove_lambda_faults(body: dict[str, Any]) -> dict[str, Any]:
+    """``DELETE /_emulator/lambda/faults`` ``{"id"?}``: remove one fault, or every one."""
+    fault_id = body.get("id")
+    if fault_id is not None and not isinstance(fault_id, str):
+        raise control.ControlError("'id' must be a fault id")
+    return {"removed": _fault_runtime().faults.remove(fault_id)}
 
 
 def name_lambda_permissions() -> None:
