@@ -3,15 +3,16 @@
 Every test builds its own service pair (distinct names), so tests never share traffic weights,
 alarms or deployment records, and runs it through the real trigger: ``UpdateService`` → ECS task
 events → EventBridge rule → filter Lambda → Step Functions execution.
+
+A scenario that takes the ``target`` fixture instead of ``world`` runs twice: on the emulator, and
+(marked ``real_account``) against a deployed stack in an AWS account, which is skipped unless
+``ECS_CANARY_E2E_TARGET=aws`` (see :mod:`.targets` and :mod:`.aws_target`).
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,25 +34,42 @@ from ecs_canary_cli.demo.infra import (
     release,
     spec_for,
 )
-from ecs_canary_cli.demo.runner import cached_clients, repo_template, wait_for_deployment
-from ecs_canary_cli.demo.traffic import TrafficSimulator, read_weights
+from ecs_canary_cli.demo.runner import cached_clients, repo_template
+from ecs_canary_cli.demo.traffic import TrafficSimulator
 from ecs_canary_cli.local import Emulator, control
+
+from .aws_target import AwsAccount
+from .targets import (
+    EMULATOR_TIMINGS,
+    SKIP_REASON,
+    ConfigError,
+    Target,
+    Timings,
+    aws_settings,
+    current_target,
+)
 
 TIME_SCALE = 0.01
 """A 60 s bake lasts 0.6 s."""
 STACK_PARAMETERS = {"LogLevel": "WARNING", "LockLeaseSeconds": "3"}
 """A short lease lets the sweeper (every 5 emulated minutes: 3 s) look at every lock."""
 ROOT = Path(__file__).resolve().parents[2]
-FAST_PLAN = "Linear50PercentEvery2Minutes"
+FAST_PLAN = EMULATOR_TIMINGS.default_plan
 """Two steps (50%, 100%): enough to see a shift, a bake and a promotion.
 
 Bakes of at least two emulated minutes keep the health gate's metric windows above one real second
 (see ``ecs_canary_cli.demo.infra.DEFAULT_PLAN``)."""
+REAL_ACCOUNT = "real_account"
+"""The marker of the parametrisations that run against an AWS account."""
 
 
 @dataclass
-class World:
-    """The emulated account and helpers that act as a user (IaC, CI) and observe as an operator."""
+class World(Target):
+    """The emulated account and helpers that act as a user (IaC, CI) and observe as an operator.
+
+    Beyond :class:`Target`, it holds the emulator's own controls (delivery options, the traffic
+    simulator, containers that exit on request): only scenarios that run on the emulator alone use them.
+    """
 
     emulator: Emulator
     clients: ClientFactory
@@ -60,6 +78,7 @@ class World:
     traffic: TrafficSimulator
     state_machine_arn: str
     pairs: list[PairInfra] = field(default_factory=list)
+    timings: Timings = EMULATOR_TIMINGS
 
     # ---- what a user does -----------------------------------------------------------------------
 
@@ -79,7 +98,7 @@ class World:
         ``extra`` adds or replaces top-level spec fields (``on_drift``, ``on_new_release``) and
         ``health`` fields.
         """
-        document = spec_for(pair, **{"plan": FAST_PLAN, **spec})
+        document = spec_for(pair, **{"plan": FAST_PLAN, "metric_timing": self.timings.metric_timing, **spec})
         for key, value in (extra or {}).items():
             if key == "health":
                 document["health"].update(value)
@@ -108,112 +127,18 @@ class World:
         release(self.clients, pair.cluster, target, task_definition)
         return task_definition
 
-    # ---- what an operator observes --------------------------------------------------------------
-
-    def wait(
-        self,
-        pair: PairInfra,
-        service: str,
-        task_definition: str,
-        *,
-        # A deadline, not a speed check: generous for a loaded 2-core CI machine.
-        timeout: float = 180.0,
-        until: Callable[[Deployment], bool] | None = None,
-    ) -> Deployment:
-        """The deployment of ``task_definition``, once it ended (or once ``until`` holds)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            dep = wait_for_deployment(
-                self.store,
-                pair.name,
-                service,
-                task_definition,
-                timeout=max(0.05, remaining),
-                terminal=until is None,
-            )
-            if dep is not None and (until is None or until(dep)):
-                return dep
-            if time.monotonic() >= deadline:
-                shown = "none" if dep is None else f"{dep.status.value} at step {dep.step_index}"
-                raise AssertionError(f"deployment of {task_definition} on {service} not as awaited: {shown}")
-            time.sleep(0.02)
-
-    def executions(self, pair: PairInfra) -> list[dict[str, Any]]:
-        """Every execution of the state machine that belongs to ``pair`` (names start with it)."""
-        sfn = self.clients("stepfunctions")
-        found: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"stateMachineArn": self.state_machine_arn}
-        while True:
-            page = sfn.list_executions(**kwargs)
-            found.extend(e for e in page["executions"] if e["name"].startswith(f"{pair.name}-"))
-            if not page.get("nextToken"):
-                return found
-            kwargs["nextToken"] = page["nextToken"]
-
-    def execution_status(self, dep: Deployment, *, timeout: float = 30.0) -> str:
-        """How the deployment's execution ended (a closed record's execution has a last state to run)."""
-        assert dep.execution_arn is not None
-        sfn = self.clients("stepfunctions")
-        deadline = time.monotonic() + timeout
-        while True:
-            status = str(sfn.describe_execution(executionArn=dep.execution_arn)["status"])
-            if status != "RUNNING" or not dep.status.terminal or time.monotonic() >= deadline:
-                return status
-            time.sleep(0.05)
-
-    def weights(self, pair: PairInfra) -> dict[str, int]:
-        return read_weights(self.clients, pair)
-
-    def deployment(self, pair: PairInfra, task_definition: str) -> Deployment:
-        """The record of the release of ``task_definition`` (any status)."""
-        found = [
-            d for d in self.store.list_deployments(pair.name) if d.release.task_definition == task_definition
-        ]
-        assert found, f"no deployment of {task_definition}"
-        return found[0]
-
-    def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        sfn = self.clients("stepfunctions")
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-        while True:
-            page = sfn.get_execution_history(**kwargs)
-            events.extend(page["events"])
-            if not page.get("nextToken"):
-                return events
-            kwargs["nextToken"] = page["nextToken"]
-
-    def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        """``ecs-canary ARGV`` as a user runs it in a shell pointed at the emulator (its own process)."""
-        env = {
+    def cli_environment(self) -> dict[str, str]:
+        """A shell pointed at the emulator, whatever AWS variables the caller's shell has."""
+        return {
             **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
             "AWS_ENDPOINT_URL": self.emulator.endpoint,
             "AWS_REGION": self.emulator.region,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "ECS_CANARY_STACK": "ecs-canary",
-            "NO_COLOR": "1",
-            "COLUMNS": "200",
         }
-        return subprocess.run(
-            [sys.executable, "-m", "ecs_canary_cli.main", *argv],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-            cwd=ROOT,
-        )
 
-    def release_tasks(self, pair: PairInfra, service: str, deployment: str) -> list[dict[str, Any]]:
-        """The RUNNING tasks of ``service`` started by ECS deployment ``deployment``."""
-        ecs = self.clients("ecs")
-        arns = ecs.list_tasks(cluster=pair.cluster, serviceName=service)["taskArns"]
-        if not arns:
-            return []
-        tasks = ecs.describe_tasks(cluster=pair.cluster, tasks=arns)["tasks"]
-        return [t for t in tasks if t.get("startedBy") == deployment and t["lastStatus"] == "RUNNING"]
+    # ---- what only the emulator can do ----------------------------------------------------------
 
     def exit_container(self, pair: PairInfra, task_arn: str, exit_code: int = 1) -> dict[str, Any]:
         """Make the task's essential container exit (the emulator's API: containers never run here)."""
@@ -249,9 +174,23 @@ def world(emulator: Emulator) -> Iterator[World]:
         traffic.stop()
 
 
+def _on_aws(request: pytest.FixtureRequest) -> bool:
+    callspec = getattr(request.node, "callspec", None)
+    return callspec is not None and callspec.params.get("target") == "aws"
+
+
 @pytest.fixture(autouse=True)
-def _faithful(emulator: Emulator, world: World) -> Iterator[None]:
-    """Each test starts and ends with faithful delivery (no duplicates or reordering) and only its pairs."""
+def _faithful(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each emulator test starts and ends with faithful delivery (no duplicates or reordering).
+
+    Its pairs leave the traffic simulator when it ends. Tests that use neither ``world`` nor
+    ``target``, and the AWS runs, never start the emulator.
+    """
+    if _on_aws(request) or not {"world", "target"} & set(request.fixturenames):
+        yield
+        return
+    emulator: Emulator = request.getfixturevalue("emulator")
+    world: World = request.getfixturevalue("world")
     emulator.options.reset()
     yield
     emulator.wait_for_idle(10)
@@ -261,13 +200,55 @@ def _faithful(emulator: Emulator, world: World) -> Iterator[None]:
     world.pairs.clear()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run this package's tests after every other test of the session.
+@pytest.fixture
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The emulator's world, or (``real_account``) a deployed stack, whose pairs go with the test."""
+    if request.param != "aws":
+        yield request.getfixturevalue("world")
+        return
+    account: AwsAccount = request.getfixturevalue("aws_account")
+    with account.scenario() as scenario:
+        yield scenario
+
+
+@pytest.fixture(scope="session")
+def aws_account() -> Iterator[AwsAccount]:
+    """The session's shared AWS test infrastructure (load balancer, listener, cluster), deleted at the end."""
+    with AwsAccount(aws_settings(os.environ)) as account:
+        yield account
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A scenario taking ``target`` runs on the emulator and, marked ``real_account``, against AWS."""
+    if "target" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "target",
+            ["emulator", pytest.param("aws", marks=getattr(pytest.mark, REAL_ACCOUNT))],
+            indirect=True,
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip or vet the real-account runs, then run this package's tests after every other test.
+
+    Without ``ECS_CANARY_E2E_TARGET=aws`` the ``real_account`` runs are skipped with the reason; with
+    it, a missing or malformed variable stops the session before any test, naming the variable.
 
     The emulator patches moto's classes process-wide and the patches outlive it, so tests that
     run later against moto's in-process mocks (``mock_aws``) would meet the emulator's ECS
     scheduler and CloudWatch behaviour instead of plain moto's.
     """
+    real = [item for item in items if item.get_closest_marker(REAL_ACCOUNT) is not None]
+    if real:
+        try:
+            on_aws = current_target() == "aws"
+            if on_aws:
+                aws_settings(os.environ)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if not on_aws:
+            for item in real:
+                item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
     here = Path(__file__).resolve().parent
     ours = [item for item in items if here in Path(str(item.path)).resolve().parents]
     if ours:

@@ -11,11 +11,12 @@ from ecs_canary.store import Status
 from ecs_canary_cli.demo.infra import PairInfra
 
 from .conftest import World, history_events
+from .targets import Target
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")]
 
 
-def _promoted(world: World, pair: PairInfra, version: str, steps: list[int]) -> None:
+def _promoted(world: Target, pair: PairInfra, version: str, steps: list[int]) -> None:
     """Release ``version`` to the idle service and check that it went through ``steps`` and took over."""
     before = world.store.get_pair(pair.name)
     green, live = before.idle_service, before.live_service
@@ -32,14 +33,15 @@ def _promoted(world: World, pair: PairInfra, version: str, steps: list[int]) -> 
     assert world.store.get_pair(pair.name).live_service == green
 
 
-def test_happy_path_alb(world: World) -> None:
-    pair = world.alb_pair("happy-alb")
-    world.register(pair, plan="Linear25PercentEvery2Minutes")
-    _promoted(world, pair, "v2", [25, 50, 75, 100])
-    assert len(world.executions(pair)) == 1
+def test_happy_path_alb(target: Target) -> None:
+    pair = target.alb_pair("happy-alb")
+    target.register(pair, plan=target.timings.promotion_plan)
+    _promoted(target, pair, "v2", list(target.timings.promotion_steps))
+    assert len(target.executions(pair)) == 1
 
 
 def test_happy_path_route53(world: World) -> None:
+    """Emulator only: in an account the metric gate needs clients that follow the records' weights."""
     pair = world.route53_pair("happy-r53")
     world.register(pair, plan="Linear25PercentEvery2Minutes")
     _promoted(world, pair, "v2", [25, 50, 75, 100])
@@ -122,25 +124,25 @@ def test_second_release_after_promotion_goes_to_the_other_service(world: World) 
     assert len(world.executions(pair)) == 2
 
 
-def test_execution_stopped_from_outside_restores_traffic_and_records_aborted(world: World) -> None:
-    pair = world.alb_pair("stopped")
+def test_execution_stopped_from_outside_restores_traffic_and_records_aborted(target: Target) -> None:
+    pair = target.alb_pair("stopped")
     # Ten 10-minute steps: the execution is still ramping when it is stopped.
-    world.register(pair, plan="Linear10PercentEvery10Minutes")
-    green = world.store.get_pair(pair.name).idle_service
-    before = world.weights(pair)
-    task_definition = world.release(pair, "v2")
-    dep = world.wait(pair, green, task_definition, until=lambda d: d.step_index == 0)
-    assert world.weights(pair) != before, "traffic had moved before the stop"
+    target.register(pair, plan="Linear10PercentEvery10Minutes")
+    green = target.store.get_pair(pair.name).idle_service
+    before = target.weights(pair)
+    task_definition = target.release(pair, "v2")
+    dep = target.wait(pair, green, task_definition, until=lambda d: d.step_index == 0)
+    assert target.weights(pair) != before, "traffic had moved before the stop"
     assert dep.execution_arn is not None
 
-    world.clients("stepfunctions").stop_execution(
+    target.clients("stepfunctions").stop_execution(
         executionArn=dep.execution_arn, error="OperatorStop", cause="stopped from the console"
     )
-    dep = world.wait(pair, green, task_definition)
+    dep = target.wait(pair, green, task_definition)
 
     assert dep.status is Status.ABORTED
     assert "aborted outside the state machine" in (dep.reason or "")
-    assert world.execution_status(dep) == "ABORTED"
-    assert world.weights(pair) == before == dep.snapshot
-    assert world.store.active_deployment_id(pair.name) is None, "the pair's lock was released"
-    assert world.store.get_pair(pair.name).live_service != green
+    assert target.execution_status(dep) == "ABORTED"
+    assert target.weights(pair) == before == dep.snapshot
+    assert target.store.active_deployment_id(pair.name) is None, "the pair's lock was released"
+    assert target.store.get_pair(pair.name).live_service != green

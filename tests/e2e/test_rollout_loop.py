@@ -19,6 +19,7 @@ from ecs_canary_cli.demo.infra import PairInfra
 from ecs_canary_cli.local import deploy_stack
 
 from .conftest import ROOT, STACK_PARAMETERS, World, history_events
+from .targets import Target
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")]
 
@@ -26,18 +27,18 @@ DAY = {"type": "steps", "steps": [25, 50, 100], "bake_seconds": 86_400}
 SHORT = {"type": "steps", "steps": [50, 100], "bake_seconds": 300}
 
 
-def _alarms_only(world: World, pair: PairInfra, plan: dict[str, Any], **extra: Any) -> None:
+def _alarms_only(world: Target, pair: PairInfra, plan: dict[str, Any], **extra: Any) -> None:
     """Register with the services' alarms as the gate (no metric thresholds to wait for)."""
     world.register(
         pair, plan=plan, alarms=[f"{s.name}-5xx" for s in pair.services], max_5xx_percent=None, **extra
     )
 
 
-def _at_step(world: World, pair: PairInfra, green: str, task_definition: str, index: int = 0) -> Any:
+def _at_step(world: Target, pair: PairInfra, green: str, task_definition: str, index: int = 0) -> Any:
     return world.wait(pair, green, task_definition, until=lambda d: d.step_index == index)
 
 
-def _closed_truthfully(world: World, pair: PairInfra, dep: Any) -> None:
+def _closed_truthfully(world: Target, pair: PairInfra, dep: Any) -> None:
     """A closed record tells the truth: its weights are the router's, and the lock is free."""
     assert dep.weights == world.weights(pair)
     assert world.store.active_deployment_id(pair.name) is None
@@ -47,29 +48,27 @@ def _closed_truthfully(world: World, pair: PairInfra, dep: Any) -> None:
 
 
 @pytest.mark.parametrize("router", ["alb", "route53"])
-def test_an_alarm_mid_bake_fails_back_at_once(world: World, router: str) -> None:
-    pair = world.alb_pair(f"alarm-{router}") if router == "alb" else world.route53_pair(f"alarm-{router}")
-    _alarms_only(world, pair, DAY)
-    green = world.store.get_pair(pair.name).idle_service
-    before = world.weights(pair)
-    task_definition = world.release(pair, "v2")
-    _at_step(world, pair, green, task_definition)
-    assert world.weights(pair) != before
+def test_an_alarm_mid_bake_fails_back_at_once(target: Target, router: str) -> None:
+    pair = target.alb_pair(f"alarm-{router}") if router == "alb" else target.route53_pair(f"alarm-{router}")
+    _alarms_only(target, pair, DAY)
+    green = target.store.get_pair(pair.name).idle_service
+    before = target.weights(pair)
+    task_definition = target.release(pair, "v2")
+    _at_step(target, pair, green, task_definition)
+    assert target.weights(pair) != before
 
-    world.clients("cloudwatch").set_alarm_state(
-        AlarmName=f"{green}-5xx", StateValue="ALARM", StateReason="5xx burst seen by a test"
-    )
-    dep = world.wait(pair, green, task_definition)
+    target.set_alarm_state(f"{green}-5xx", "ALARM", "5xx burst seen by a test")
+    dep = target.wait(pair, green, task_definition)
 
     assert dep.status is Status.FAILED
     assert f"alarm {green}-5xx went into ALARM" in (dep.reason or "")
     assert "5xx burst seen by a test" in (dep.reason or "")
     assert dep.step_index == 0, "the bake of the first step never ended"
-    assert world.weights(pair) == before == dep.snapshot
-    _closed_truthfully(world, pair, dep)
+    assert target.weights(pair) == before == dep.snapshot
+    _closed_truthfully(target, pair, dep)
     events = [h["event"] for h in dep.history]
     assert events.index("rolling_back") < events.index("restored") < events.index("failed")
-    assert world.execution_status(dep) == "FAILED"
+    assert target.execution_status(dep) == "FAILED"
 
 
 def test_green_tasks_crashing_mid_bake_fail_back_at_once(world: World) -> None:
@@ -286,27 +285,27 @@ def test_drift_with_on_drift_hold_pauses_until_resumed(world: World) -> None:
 # ---- operators ---------------------------------------------------------------------------------------
 
 
-def test_abort_fails_back_now_and_records_who_and_why(world: World) -> None:
-    pair = world.alb_pair("abort")
-    _alarms_only(world, pair, DAY)
-    green = world.store.get_pair(pair.name).idle_service
-    before = world.weights(pair)
-    task_definition = world.release(pair, "v2")
-    _at_step(world, pair, green, task_definition)
+def test_abort_fails_back_now_and_records_who_and_why(target: Target) -> None:
+    pair = target.alb_pair("abort")
+    _alarms_only(target, pair, DAY)
+    green = target.store.get_pair(pair.name).idle_service
+    before = target.weights(pair)
+    task_definition = target.release(pair, "v2")
+    _at_step(target, pair, green, task_definition)
 
-    result = world.cli("abort", pair.name, "--reason", "bad dashboard")
-    dep = world.deployment(pair, task_definition)
+    result = target.cli("abort", pair.name, "--reason", "bad dashboard")
+    dep = target.deployment(pair, task_definition)
 
     assert result.returncode == 0, result.stderr
     assert "ABORTED" in result.stdout
     assert dep.status is Status.ABORTED
-    assert "aborted by arn:aws:sts::123456789012:" in (dep.reason or "")
+    assert f"aborted by {target.caller_principal()}/" in (dep.reason or "")
     assert "bad dashboard" in (dep.reason or "")
-    assert world.weights(pair) == before
-    _closed_truthfully(world, pair, dep)
-    assert world.execution_status(dep) == "FAILED"
+    assert target.weights(pair) == before
+    _closed_truthfully(target, pair, dep)
+    assert target.execution_status(dep) == "FAILED"
     assert (
-        world.history(dep.execution_arn or "")[-1]["executionFailedEventDetails"]["error"]
+        target.history(dep.execution_arn or "")[-1]["executionFailedEventDetails"]["error"]
         == "DeploymentAborted"
     )
 

@@ -1,4 +1,4 @@
-"""``ecs-canary wait`` as a CI job runs it, in its own process against the emulator.
+"""``ecs-canary wait`` as a CI job runs it, in its own process, against the emulator or AWS.
 
 The exit code is the contract a pipeline branches on: 0 for a promoted release, 3 for one that
 failed back, 9 for ``--timeout`` (see the README's "CI integration").
@@ -14,7 +14,7 @@ import pytest
 from ecs_canary.store import Status
 from ecs_canary_cli.demo.infra import PairInfra
 
-from .conftest import World
+from .targets import Target
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")]
 
@@ -22,9 +22,9 @@ QUICK = {"type": "steps", "steps": [50, 100], "bake_seconds": 60}
 DAY = {"type": "steps", "steps": [50, 100], "bake_seconds": 86_400}
 
 
-def _alarms_only(world: World, pair: PairInfra, plan: dict[str, Any]) -> str:
-    world.register(pair, plan=plan, alarms=[f"{s.name}-5xx" for s in pair.services], max_5xx_percent=None)
-    return world.store.get_pair(pair.name).idle_service
+def _alarms_only(target: Target, pair: PairInfra, plan: dict[str, Any]) -> str:
+    target.register(pair, plan=plan, alarms=[f"{s.name}-5xx" for s in pair.services], max_5xx_percent=None)
+    return target.store.get_pair(pair.name).idle_service
 
 
 def _last_document(stdout: str) -> dict[str, Any]:
@@ -33,58 +33,58 @@ def _last_document(stdout: str) -> dict[str, Any]:
     return document
 
 
-def test_wait_exits_0_once_the_release_is_promoted(world: World) -> None:
-    pair = world.alb_pair("wait-ok")
-    green = _alarms_only(world, pair, QUICK)
-    task_definition = world.release(pair, "v2")
+def test_wait_exits_0_once_the_release_is_promoted(target: Target) -> None:
+    pair = target.alb_pair("wait-ok")
+    green = _alarms_only(target, pair, QUICK)
+    task_definition = target.release(pair, "v2")
 
-    waited = world.cli(
+    waited = target.cli(
         "wait", pair.name, "--release", task_definition, "--interval", "0.5", "--output", "json"
     )
 
     assert waited.returncode == 0, waited.stdout + waited.stderr
     final = _last_document(waited.stdout)
     assert final["status"] == "SUCCEEDED"
-    dep = world.wait(pair, green, task_definition)
+    dep = target.wait(pair, green, task_definition)
     assert dep.status is Status.SUCCEEDED
     assert final["deployment_id"] == dep.deployment_id
 
 
-def test_wait_exits_3_when_the_release_fails_back(world: World) -> None:
-    pair = world.alb_pair("wait-fail")
-    green = _alarms_only(world, pair, DAY)
-    task_definition = world.release(pair, "v2")
+def test_wait_exits_3_when_the_release_fails_back(target: Target) -> None:
+    pair = target.alb_pair("wait-fail")
+    green = _alarms_only(target, pair, DAY)
+    task_definition = target.release(pair, "v2")
     result: dict[str, Any] = {}
 
     def follow() -> None:
-        result["run"] = world.cli("wait", pair.name, "--release", task_definition, "--interval", "0.5")
+        result["run"] = target.cli("wait", pair.name, "--release", task_definition, "--interval", "0.5")
 
     follower = threading.Thread(target=follow)
     follower.start()
-    world.wait(pair, green, task_definition, until=lambda d: d.step_index == 0)
-    world.clients("cloudwatch").set_alarm_state(
-        AlarmName=f"{green}-5xx", StateValue="ALARM", StateReason="5xx burst seen by a test"
-    )
-    follower.join(timeout=300)
+    target.wait(pair, green, task_definition, until=lambda d: d.step_index == 0)
+    target.set_alarm_state(f"{green}-5xx", "ALARM", "5xx burst seen by a test")
+    follower.join(timeout=target.timings.cli_timeout)
 
     assert not follower.is_alive()
     waited = result["run"]
     assert waited.returncode == 3, waited.stdout + waited.stderr
     assert "FAILED" in waited.stdout
-    dep = world.wait(pair, green, task_definition)
+    dep = target.wait(pair, green, task_definition)
     assert dep.status is Status.FAILED
-    assert world.weights(pair) == dep.snapshot
+    assert target.weights(pair) == dep.snapshot
 
 
-def test_wait_exits_9_when_its_timeout_passes_first(world: World) -> None:
-    pair = world.alb_pair("wait-timeout")
-    green = _alarms_only(world, pair, DAY)
-    task_definition = world.release(pair, "v2")
-    world.wait(pair, green, task_definition, until=lambda d: d.step_index == 0)
+def test_wait_exits_9_when_its_timeout_passes_first(target: Target) -> None:
+    pair = target.alb_pair("wait-timeout")
+    green = _alarms_only(target, pair, DAY)
+    task_definition = target.release(pair, "v2")
+    target.wait(pair, green, task_definition, until=lambda d: d.step_index == 0)
 
-    waited = world.cli("wait", pair.name, "--release", task_definition, "--timeout", "2", "--interval", "0.5")
+    waited = target.cli(
+        "wait", pair.name, "--release", task_definition, "--timeout", "2", "--interval", "0.5"
+    )
 
     assert waited.returncode == 9, waited.stdout + waited.stderr
-    dep = world.wait(pair, green, task_definition, until=lambda d: True)
+    dep = target.wait(pair, green, task_definition, until=lambda d: True)
     assert dep.status is Status.RUNNING, "giving up waiting changes nothing"
-    world.cli("abort", pair.name, "--reason", "test done")
+    target.cli("abort", pair.name, "--reason", "test done")

@@ -206,6 +206,8 @@ class PairInfra:
     idle: str
     first_task_definition: str
     listener_arn: str | None = None
+    rule_arn: str | None = None
+    """ALB pairs whose weights live in a listener rule instead of the listener's default action."""
     hosted_zone_id: str | None = None
     record_name: str | None = None
     test_listener_arn: str | None = None
@@ -632,7 +634,9 @@ def spec_for(
     sections (``test_traffic``, ``hooks``, ``approvals``: see :func:`gates_for`).
     """
     router: dict[str, Any]
-    if pair.router == "alb":
+    if pair.router == "alb" and pair.rule_arn is not None:
+        router = {"type": "alb", "rule_arn": pair.rule_arn}
+    elif pair.router == "alb":
         router = {"type": "alb", "listener_arn": pair.listener_arn}
     else:
         router = {

@@ -169,10 +169,14 @@ def read_weights(clients: ClientFactory, pair: PairInfra) -> dict[str, int]:
     what AWS says, not against the product's own reading.
     """
     if pair.router == "alb":
-        listener = clients("elbv2").describe_listeners(ListenerArns=[pair.listener_arn])["Listeners"][0]
+        if pair.rule_arn is not None:
+            actions = clients("elbv2").describe_rules(RuleArns=[pair.rule_arn])["Rules"][0].get("Actions", [])
+        else:
+            listeners = clients("elbv2").describe_listeners(ListenerArns=[pair.listener_arn])["Listeners"]
+            actions = listeners[0].get("DefaultActions", [])
         service_of = {svc.target_group_arn: svc.name for svc in pair.services}
         weights = dict.fromkeys(pair.service_names, 0)
-        for action in listener.get("DefaultActions", []):
+        for action in actions:
             if action.get("Type") != "forward":
                 continue
             groups = action.get("ForwardConfig", {}).get("TargetGroups")
