@@ -16,7 +16,7 @@ from ecs_canary.flow import notify
 from ecs_canary.flow.notify import DETAIL_TYPES, IMPORTANT, SOURCE, LifecycleEvent, emit, event_json_schema
 from ecs_canary.spec import parse_spec
 from ecs_canary.store import Deployment, Release, Status
-from flow_fixtures import ACCOUNT, BLUE, GREEN, PAIR, REGION, Flow
+from flow_fixtures import ACCOUNT, BLUE, GREEN, PAIR, REGION, Flow, catch
 
 pytest_plugins = ["flow_fixtures"]
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -296,3 +296,60 @@ def test_metric_prints_one_emf_document_with_the_pair_dimension(
     assert doc["Pair"] == "checkout"
     assert doc[name] in (value, [value], float(value), [float(value)])
     assert isinstance(doc["_aws"]["Timestamp"], int)
+
+
+# ---- a retry after the close emits the terminal event again (at least once) -------------------------------
+
+
+def _terminal(events: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    return [(e["detail"]["transition"], bool(e["detail"]["data"].get("repeated"))) for e in events]
+
+
+def test_a_rollback_retried_after_the_close_emits_the_terminal_event_again(flow: Flow) -> None:
+    """The call that closed the record may have died before it emitted: the retry emits it again."""
+    bus = _bus()
+    flow.register("alb")
+    run, state = flow.rolling(GREEN)
+    run.to_step(state, 1)
+    run.rollback(catch("GreenUnhealthy", "alarm"))
+    first = bus.received()
+    assert ("failed", False) in _terminal(first)
+
+    run.rollback(catch("GreenUnhealthy", "alarm"))
+
+    assert _terminal(bus.received()) == [("failed", True)]
+    assert run.record().status is Status.FAILED
+
+
+def test_a_rollback_failure_recorded_twice_emits_and_counts_again(
+    flow: Flow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stack's alarm watches RollbacksFailed: a retry after the record must count it again."""
+    bus = _bus()
+    flow.register("alb")
+    run, state = flow.rolling(GREEN)
+    run.to_step(state, 1)
+    run.rollback_failed(None, catch("ShiftNotVerified", "weights did not take"))
+    assert _terminal(bus.received())[-1] == ("rollback_failed", False)
+    capsys.readouterr()
+
+    again = run.rollback_failed(None, catch("ShiftNotVerified", "weights did not take"))
+
+    assert again["status"] == "ROLLBACK_FAILED"
+    assert again["weights"] == run.record().weights
+    assert _terminal(bus.received()) == [("rollback_failed", True)]
+    assert any("RollbacksFailed" in doc for doc in _metrics(capsys.readouterr().out))
+
+
+def test_a_promotion_retried_after_the_close_emits_succeeded_again(flow: Flow) -> None:
+    bus = _bus()
+    flow.register("alb")
+    run, state = flow.rolling(GREEN)
+    state = run.to_step(state, 2)
+    run.promote(state)
+    assert _terminal(bus.received())[-1] == ("succeeded", False)
+
+    run.promote(state)
+
+    assert _terminal(bus.received()) == [("succeeded", True)]
+    assert run.record().status is Status.SUCCEEDED

@@ -122,6 +122,12 @@ def fail_back(
         # A retry after the close: make sure a successor it handed the lock to got its execution, and
         # that the on_rollback hooks still run (the call that closed it may have died before answering).
         _ensure_successor_started(store, record)
+        if record.rollback is not None and record.status is record.rollback.status:
+            # That call may also have died before it emitted the terminal event: emit it again (events
+            # are at least once), so the close is never silent.
+            notify.emit(
+                _TRANSITION[record.status], record, reason=record.reason, by=record.rollback.by, repeated=True
+            )
         return {
             "status": record.status.value,
             "reason": record.reason or "",
@@ -304,6 +310,12 @@ def record_rollback_failed(
 ) -> dict[str, Any]:
     """State "Record that the rollback failed": close as ROLLBACK_FAILED with the actual weights."""
     record = store.find_deployment(pair, deployment_id)
+    if record is not None and record.status is Status.ROLLBACK_FAILED and record.execution_arn == execution:
+        # A retry after this execution recorded it: the call that did may have died before the event
+        # and the metric the stack's alarm watches. Both again (at least once): never silent.
+        notify.emit("rollback_failed", record, reason=record.reason, repeated=True)
+        notify.metric("RollbacksFailed", 1, pair)
+        return {"status": record.status.value, "weights": record.weights, "reason": record.reason}
     if record is None or record.status.terminal:
         return {"status": record.status.value if record else "FAILED", "weights": None}
     if record.execution_arn != execution:

@@ -752,6 +752,9 @@ def promote(store: Store, event: AdvanceInput) -> dict[str, Any]:
     except DeploymentClosed:
         current = store.get_deployment(ctx.pair, ctx.deployment_id)
         if current.status is Status.SUCCEEDED and current.execution_arn == execution:
+            # A retry after this execution closed it: the call that did may have died before the
+            # event (emitted again: at least once) or the steps after it.
+            notify.emit("succeeded", current, reason=current.reason, repeated=True)
             _after_success(store, parse_spec(current.spec or ctx.spec), current)
             return {"live_service": ctx.green}
         raise
