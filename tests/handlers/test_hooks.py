@@ -22,7 +22,7 @@ from ecs_canary.gates import HookSpec
 from ecs_canary.handlers import hooks as hook_handler
 from ecs_canary.spec import ServicePairSpec, parse_spec
 from ecs_canary.store import RollbackIntent, Status, now_iso
-from flow_fixtures import BLUE, GREEN, PAIR, FakeContext, Flow, Run, catch
+from flow_fixtures import BLUE, GREEN, PAIR, TOKEN, FakeContext, Flow, Run, catch
 from pydantic import ValidationError
 
 pytest_plugins = ["flow_fixtures"]
@@ -488,6 +488,22 @@ def test_a_failing_hook_fails_the_deployment_back(
     with pytest.raises(RollbackRequested):
         _call(flow, run, cursor)
     assert len(lam.calls) == calls
+
+
+def test_a_failing_hook_also_ends_the_watch_at_once(flow: Flow, lam: FakeLambda) -> None:
+    """An answer to a call the state machine already gave up on still fails the deployment back now:
+    the intent fails the armed watch's token, as an alarm or an abort does."""
+    _register(flow, hooks={"after_test_traffic": [{"function": SMOKE}]})
+    lam.scripts = {SMOKE: [answer("FAILED", reason="smoke test failed")]}
+    run, _ = flow.rolling(GREEN)  # the watch is armed: its token is stored
+
+    with pytest.raises(HookFailed):
+        _loop(flow, run, _stage_cursor("after_test_traffic"))
+
+    (signal,) = flow.tokens.failures(TOKEN)
+    assert signal["error"] == "HookFailed"
+    assert "smoke test failed" in signal["cause"]
+    assert run.record().status is Status.ROLLING_BACK
 
 
 def test_an_in_progress_hook_may_wait_exactly_its_timeout(flow: Flow, lam: FakeLambda) -> None:

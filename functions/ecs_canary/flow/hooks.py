@@ -24,6 +24,7 @@ from ecs_canary import aws
 from ecs_canary.errors import HookFailed, NotOwner, RollbackRequested
 from ecs_canary.events import HookInput
 from ecs_canary.flow import notify
+from ecs_canary.flow.signals import request_rollback
 from ecs_canary.flow.stages import test_endpoint
 from ecs_canary.gates import HookSpec, hook_min_delay
 from ecs_canary.spec import ServicePairSpec, parse_spec
@@ -155,7 +156,9 @@ def run_hooks(store: Store, inp: HookInput) -> dict[str, Any]:
     if stage == "on_rollback":
         return {**cursor, "index": index + 1, "attempt": 0, "waited": 0, "wait_seconds": 0}
     intent = RollbackIntent(Status.FAILED, reason, f"execution {inp.execution.rsplit(':', 1)[-1]}", now_iso())
-    store.request_rollback(record.pair, record.deployment_id, intent, owner=inp.execution)
+    # Like any interrupt, the intent also ends the watch's wait: an answer that arrives after the state
+    # machine gave up on this call (a timed-out Task) still fails the deployment back at once.
+    request_rollback(store, record, intent, signal="HookFailed", owner=inp.execution)
     raise HookFailed(reason)
 
 

@@ -32,7 +32,7 @@ from ecs_canary.flow.identity import (
 from ecs_canary.flow.identity import execution_name as _short
 from ecs_canary.flow.identity import weights_text as _fmt
 from ecs_canary.flow.settings import settings
-from ecs_canary.flow.signals import fail_task
+from ecs_canary.flow.signals import request_rollback
 from ecs_canary.flow.stages import restore_test_target
 from ecs_canary.spec import PAIR_NAME_PATTERN, parse_spec
 from ecs_canary.store import Deployment, Handover, Release, RollbackIntent, Status, Store, now_iso, parse_iso
@@ -74,29 +74,6 @@ def intent_for_error(error: StateError | None, by: str) -> RollbackIntent:
     if error is None:
         return RollbackIntent(Status.FAILED, "rollback requested", by, now_iso())
     return RollbackIntent(_ERROR_STATUS.get(error.error, Status.FAILED), error.reason(), by, now_iso())
-
-
-def request_rollback(
-    store: Store,
-    record: Deployment,
-    intent: RollbackIntent,
-    *,
-    signal: str,
-    owner: str | None = None,
-    sfn: Any = None,
-) -> Deployment:
-    """Record the intent (the first one wins), then end the owner's wait so it rolls back now.
-
-    ``signal`` is the error name the owner's watch fails with (the state machine's Catch routes
-    every one of them to "Roll back"). Returns the record as it is after the intent.
-    """
-    updated = store.request_rollback(record.pair, record.deployment_id, intent, owner=owner)
-    assert updated.rollback is not None
-    if updated.status is Status.ROLLING_BACK:
-        fail_task(updated.listener_token, signal, updated.rollback.reason, sfn=sfn)
-        if updated.rollback.at == intent.at:
-            notify.emit("interrupted", updated, reason=intent.reason, by=intent.by, signal=signal)
-    return updated
 
 
 def fail_back(

@@ -14,8 +14,10 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from ecs_canary import aws
+from ecs_canary.flow import notify
+from ecs_canary.store import Deployment, RollbackIntent, Status, Store
 
-__all__ = ["fail_task", "succeed_task"]
+__all__ = ["fail_task", "request_rollback", "succeed_task"]
 
 logger = Logger(child=True)
 
@@ -54,3 +56,26 @@ def succeed_task(token: str | None, output: dict[str, Any], sfn: Any = None) -> 
             return False
         raise
     return True
+
+
+def request_rollback(
+    store: Store,
+    record: Deployment,
+    intent: RollbackIntent,
+    *,
+    signal: str,
+    owner: str | None = None,
+    sfn: Any = None,
+) -> Deployment:
+    """Record the intent (the first one wins), then end the owner's wait so it rolls back now.
+
+    ``signal`` is the error name the owner's watch fails with (the state machine's Catch routes
+    every one of them to "Roll back"). Returns the record as it is after the intent.
+    """
+    updated = store.request_rollback(record.pair, record.deployment_id, intent, owner=owner)
+    assert updated.rollback is not None
+    if updated.status is Status.ROLLING_BACK:
+        fail_task(updated.listener_token, signal, updated.rollback.reason, sfn=sfn)
+        if updated.rollback.at == intent.at:
+            notify.emit("interrupted", updated, reason=intent.reason, by=intent.by, signal=signal)
+    return updated
