@@ -1060,44 +1060,28 @@ class Store:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _put(self, item: Mapping[str, Any], condition: cond.Condition | cond.Conditions) -> dict[str, Any]:
+    def _conditioned(self, condition: cond.Condition | cond.Conditions, **target: Any) -> dict[str, Any]:
+        """One transaction item's table, ``target`` (its Item or Key) and named condition."""
         conditions = cond.as_conditions(condition)
-        put: dict[str, Any] = {
+        request: dict[str, Any] = {
             "TableName": self.table,
-            "Item": ser(item),
+            **target,
             "ConditionExpression": conditions.expression,
         }
         if conditions.values:
-            put["ExpressionAttributeValues"] = ser(conditions.values)
+            request["ExpressionAttributeValues"] = ser(conditions.values)
         if conditions.names:
-            put["ExpressionAttributeNames"] = conditions.names
-        return {"Put": put}
+            request["ExpressionAttributeNames"] = conditions.names
+        return request
+
+    def _put(self, item: Mapping[str, Any], condition: cond.Condition | cond.Conditions) -> dict[str, Any]:
+        return {"Put": self._conditioned(condition, Item=ser(item))}
 
     def _delete(self, key: dict[str, Any], condition: cond.Condition | cond.Conditions) -> dict[str, Any]:
-        conditions = cond.as_conditions(condition)
-        delete: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": key,
-            "ConditionExpression": conditions.expression,
-        }
-        if conditions.values:
-            delete["ExpressionAttributeValues"] = ser(conditions.values)
-        if conditions.names:
-            delete["ExpressionAttributeNames"] = conditions.names
-        return {"Delete": delete}
+        return {"Delete": self._conditioned(condition, Key=key)}
 
     def _check(self, key: dict[str, Any], condition: cond.Condition | cond.Conditions) -> dict[str, Any]:
-        conditions = cond.as_conditions(condition)
-        check: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": key,
-            "ConditionExpression": conditions.expression,
-        }
-        if conditions.values:
-            check["ExpressionAttributeValues"] = ser(conditions.values)
-        if conditions.names:
-            check["ExpressionAttributeNames"] = conditions.names
-        return {"ConditionCheck": check}
+        return {"ConditionCheck": self._conditioned(condition, Key=key)}
 
     def _owned(
         self,
