@@ -193,14 +193,29 @@ def test_the_owner_check_never_leads_to_a_restore() -> None:
     assert STATES[REFUSE]["Type"] == "Fail"
 
 
+def _signals() -> set[str]:
+    """Every error name the functions fail a task token with (the signals that end the watch)."""
+    names: set[str] = set()
+    for path in (ROOT / "functions" / "ecs_canary").rglob("*.py"):
+        text = path.read_text()
+        names |= set(re.findall(r'fail_task\(\s*[\w.]+,\s*"([A-Za-z]+)"', text))
+        names |= set(re.findall(r'signal="([A-Za-z]+)"', text))
+        names |= set(re.findall(r'_interrupt\([^)]*"([A-Za-z]+)"\)', text))
+    return names
+
+
 def test_the_watch_is_never_retried_after_a_signal() -> None:
     """Its Retry covers the call that stores the token, not the errors interrupts fail it with."""
     watch = STATES[ROLLOUT]["Branches"][1]
     (task,) = [s for s in watch["States"].values() if s["Type"] == "Task"]
     assert task["Resource"] == "${LambdaInvokeWaitIntegration}"
     retried = {error for r in task["Retry"] for error in r["ErrorEquals"]}
+    signals = _signals()
+    assert {"Aborted", "NewRelease", "HookFailed", "PromoteRequested", "ApprovalDecided"} <= signals
     assert "States.ALL" not in retried
-    assert all(error.startswith(("Lambda.", "States.Timeout")) for error in retried)
+    assert not retried & signals, f"signals retried: {sorted(retried & signals)}"
+    # Transient failures of the call itself are retried: a crash or timeout of the function.
+    assert {"Runtime.ExitError", "Sandbox.Timedout", "ThrottlingException"} <= retried
 
 
 def test_each_increment_is_three_states() -> None:
