@@ -89,3 +89,36 @@ def test_transform_uses_the_stack_region_not_the_host(aws: Emulator, tmp_path: P
     )
     outputs = deploy_stack(aws.endpoint, template, "emulator-region", region="eu-west-1")
     assert outputs == {"Where": "eu-west-1/123456789012"}
+
+
+def test_real_template_scopes_router_writes_to_the_listed_zones_and_load_balancers(aws: Emulator) -> None:
+    """HostedZoneIds and LoadBalancerNames take lists: one ARN per entry, no wildcard left."""
+    name = "ecs-canary-scoped"
+    parameters = {"HostedZoneIds": "Z111,Z222", "LoadBalancerNames": "web-prod,api-prod"}
+    deploy_stack(aws.endpoint, REPO / "template.yaml", name, parameters)
+    cloudformation = aws.client("cloudformation")
+    try:
+        iam = aws.client("iam")
+        arn = next(
+            r["PhysicalResourceId"]
+            for r in cloudformation.describe_stack_resources(StackName=name)["StackResources"]
+            if r.get("LogicalResourceId") == "TrafficRouterPolicy"
+        )
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        statements = (json.loads(document) if isinstance(document, str) else document)["Statement"]
+        by_action = {tuple(s["Action"]): s["Resource"] for s in statements}
+        zones = "arn:aws:route53:::hostedzone/"
+        assert {r for r in by_action[("route53:ChangeResourceRecordSets",)] if r != zones} == {
+            f"{zones}Z111",
+            f"{zones}Z222",
+        }
+        prefix = "arn:aws:elasticloadbalancing:us-east-1:123456789012:"
+        writes = by_action[("elasticloadbalancing:ModifyListener", "elasticloadbalancing:ModifyRule")]
+        assert {r for r in writes if "/app//" not in r} == {
+            f"{prefix}{kind}/app/{lb}/*"
+            for kind in ("listener", "listener-rule")
+            for lb in ("web-prod", "api-prod")
+        }
+    finally:
+        cloudformation.delete_stack(StackName=name)

@@ -312,3 +312,36 @@ def test_route53_changes_are_limited_to_the_actions_and_types_the_routers_write(
         limits = statement["Condition"]["ForAllValues:StringEquals"]
         assert sorted(limits["route53:ChangeResourceRecordSetsActions"]) == ["DELETE", "UPSERT"]
         assert sorted(limits["route53:ChangeResourceRecordSetsRecordTypes"]) == ["A", "AAAA", "CNAME"]
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "accepted"),
+    [
+        ("HostedZoneIds", "*", True),
+        ("HostedZoneIds", "Z0123456789ABC", True),
+        ("HostedZoneIds", "Z1,Z2,Z3,Z4,Z5", True),
+        ("HostedZoneIds", "Z1,Z2,Z3,Z4,Z5,Z6", False),
+        ("HostedZoneIds", "Z1, Z2", False),
+        ("HostedZoneIds", "Z1,", False),
+        ("HostedZoneIds", "*,Z1", False),
+        ("LoadBalancerNames", "*", True),
+        ("LoadBalancerNames", "web-prod", True),
+        ("LoadBalancerNames", "a,b-2,c,d,e", True),
+        ("LoadBalancerNames", "a,b,c,d,e,f", False),
+        ("LoadBalancerNames", "web/prod", False),
+    ],
+)
+def test_scope_parameters_take_star_or_up_to_five_names(parameter: str, value: str, accepted: bool) -> None:
+    """The policies select five entries from each list: CloudFormation must refuse a sixth."""
+    pattern = TEMPLATE["Parameters"][parameter]["AllowedPattern"]
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+
+
+@pytest.mark.parametrize("parameter", ["HostedZoneIds", "LoadBalancerNames"])
+def test_each_scope_parameter_is_read_as_five_padded_entries(parameter: str) -> None:
+    """Every ARN built from the list selects one of five entries of the padded list, none beyond."""
+    text = TEMPLATE_PATH.read_text(encoding="utf-8")
+    selected = re.findall(r"!Select \[(\d), !Split \[\",\", !Sub \"\$\{" + parameter + r"\},,,,\"\]\]", text)
+    assert selected, f"{parameter} is not read as a padded list"
+    assert set(selected) == {"0", "1", "2", "3", "4"}
+    assert "${" + parameter + '}"' not in text.replace(',,,,"', ""), f"{parameter} is used unpadded"
