@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -382,8 +383,13 @@ class Matrix:
             outcome.expected = {name: (100 if name == green else 0) for name in outcome.snapshot}
         elif dep.status is Status.ROLLBACK_FAILED:
             outcome.expected = dict(dep.weights or {})
-            outcome.alarmed = self._alarmed()
-            if not outcome.alarmed:
+            counted = self._counted(pair.name)
+            outcome.alarmed = self._alarmed() and counted
+            if not counted:
+                outcome.problems.append(
+                    "ROLLBACK_FAILED but the pair's RollbacksFailed metric has no datapoint"
+                )
+            elif not outcome.alarmed:
                 outcome.problems.append("ROLLBACK_FAILED but the stack's alarm did not fire")
         else:
             outcome.expected = dict(outcome.snapshot)
@@ -406,6 +412,26 @@ class Matrix:
             if status != "RUNNING" or time.monotonic() >= deadline:
                 return status
             time.sleep(0.1)
+
+    def _counted(self, pair: str) -> bool:
+        """The pair's own RollbacksFailed datapoint (the stack's alarm is shared by every pair)."""
+        now = datetime.now(UTC)
+        cloudwatch = self.clients("cloudwatch")
+        deadline = time.monotonic() + 60  # logs ship after the invocation ends
+        while time.monotonic() < deadline:
+            points = cloudwatch.get_metric_statistics(
+                Namespace="EcsCanary",
+                MetricName="RollbacksFailed",
+                Dimensions=[{"Name": "Pair", "Value": pair}, {"Name": "service", "Value": "ecs-canary"}],
+                StartTime=now - timedelta(hours=1),
+                EndTime=now + timedelta(minutes=5),
+                Period=60,
+                Statistics=["Sum"],
+            )["Datapoints"]
+            if sum(float(p["Sum"]) for p in points) >= 1:
+                return True
+            time.sleep(0.5)
+        return False
 
     def _alarmed(self) -> bool:
         name = self.emulator.outputs["RollbackFailedAlarmName"]

@@ -272,18 +272,49 @@ def _publish_state_change(account_id: str, region: str, alarm: Any, previous: di
     )
 
 
+MetricKey = tuple[str, str, frozenset[tuple[str, str]]]
+
+
+class _MetricIndex:
+    """A backend's datapoints grouped by metric (namespace, name, dimension set), kept up to date as
+    moto appends to its list, so that each evaluation reads only its alarm's metric instead of
+    every datapoint ever put (which grows without bound)."""
+
+    def __init__(self) -> None:
+        self.source: list[Any] | None = None
+        self.seen = 0
+        self.by_metric: dict[MetricKey, list[Any]] = {}
+
+    def update(self, data: list[Any]) -> None:
+        if data is not self.source or len(data) < self.seen:
+            self.source, self.seen, self.by_metric = data, 0, {}
+        for datum in data[self.seen :]:
+            key = (datum.namespace, datum.name, frozenset((d.name, d.value) for d in datum.dimensions))
+            self.by_metric.setdefault(key, []).append(datum)
+        self.seen = len(data)
+
+    def of(self, alarm: Any) -> list[Any]:
+        key = (alarm.namespace, alarm.metric_name, frozenset((d.name, d.value) for d in alarm.dimensions))
+        return self.by_metric.get(key, [])
+
+
+_INDEXES: dict[int, _MetricIndex] = {}
+
+
 def _evaluate_all_alarms() -> None:
 
     now = time.time()
     for account_id, regions in list(cloudwatch_backends.items()):
         for region, backend in list(regions.items()):
+            index = _INDEXES.setdefault(id(backend), _MetricIndex())
+            index.update(backend.metric_data)
             for alarm in list(backend.alarms.values()):
                 with _ALARM_LOCK:
                     if time.monotonic() < getattr(alarm, "_emulator_set_until", 0.0):
                         continue  # set by SetAlarmState: kept until its next period
                     try:
                         period = CONFIG.clock.scaled(float(alarm.period or 60))
-                        verdict = evaluate_alarm(alarm, list(backend.metric_data), now, period)
+                        verdict = evaluate_alarm(alarm, index.of(alarm), now, period)
                     except Exception:
                         LOG.exception("evaluating alarm %s", getattr(alarm, "name", "?"))
                         continue
