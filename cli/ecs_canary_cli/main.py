@@ -362,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="spread deliveries over S emulated seconds, so close events arrive shuffled (default 0)",
     )
+    up.add_argument(
+        "--no-iam",
+        action="store_true",
+        help="let the functions and the state machine make any call (default: their roles' policies apply)",
+    )
 
     demo = command(commands, "demo", offline.demo_command, "run the scripted offline demo")
     demo.add_argument(

@@ -95,7 +95,12 @@ def test_local_up_defaults(run: Run, emulator: Path) -> None:
         "template": Path("template.yaml"),
     }
     options = FakeEmulator.instances[0].options
-    assert (options.duplicates, options.reorder_window) == (0, 0.0)
+    assert (options.duplicates, options.reorder_window, options.iam) == (0, 0.0, True)
+
+
+def test_local_up_no_iam_turns_the_authorisation_off(run: Run, emulator: Path) -> None:
+    assert run("local", "up", "--no-iam").code == 0
+    assert FakeEmulator.instances[0].options.iam is False
 
 
 def test_local_up_needs_the_template(run: Run, emulator: Path) -> None:

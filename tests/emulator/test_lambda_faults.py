@@ -41,9 +41,32 @@ def _zip(source: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def writer(aws: Emulator, stack: dict[str, str]) -> str:
+def writer(aws: Emulator) -> str:
     lam = aws.client("lambda")
-    role = lam.get_function_configuration(FunctionName=stack["EchoFunction"])["Role"]
+    iam = aws.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName="emulator-faults-writer", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(
+        RoleName="emulator-faults-writer",
+        PolicyName="write-the-table",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["dynamodb:PutItem", "dynamodb:GetItem"],
+                        "Resource": f"arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}",
+                    }
+                ],
+            }
+        ),
+    )
     aws.client("dynamodb").create_table(
         TableName=TABLE,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -54,7 +77,7 @@ def writer(aws: Emulator, stack: dict[str, str]) -> str:
     lam.create_function(
         FunctionName=name,
         Runtime="python3.13",
-        Role=role,
+        Role=role["Role"]["Arn"],
         Handler="writer.handler",
         Timeout=3,
         Code={"ZipFile": _zip(WRITER)},

@@ -66,7 +66,9 @@ def local_up_command(app: App) -> int:
         )
     )
     options = EmulatorOptions(
-        duplicates=max(0, app.args.duplicate_events), reorder_window=max(0.0, app.args.reorder_window)
+        duplicates=max(0, app.args.duplicate_events),
+        reorder_window=max(0.0, app.args.reorder_window),
+        iam=not app.args.no_iam,
     )
     try:
         # Entering returns once the stack is deployed, so the panel only ever announces a ready endpoint.

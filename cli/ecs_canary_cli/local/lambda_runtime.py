@@ -123,6 +123,8 @@ class FunctionSpec:
     async_config: Mapping[str, Any]
     version: str = "$LATEST"
     invoked_arn: str = ""
+    role: str = ""
+    """The execution role's ARN: the sandbox runs with its session credentials."""
 
     def __post_init__(self) -> None:
         self.invoked_arn = self.invoked_arn or self.arn
@@ -147,6 +149,7 @@ class FunctionSpec:
             self.timeout,
             sorted((str(k), str(v)) for k, v in self.environment.items()),
             self.tracing_mode,
+            self.role,
         ]
         return hashlib.sha256(json.dumps(config).encode()).hexdigest()
 
@@ -171,6 +174,7 @@ class FunctionSpec:
             async_config=dict(configs[-1].config) if configs else {},
             version=str(getattr(fn, "version", "$LATEST")),
             invoked_arn=invoked_arn,
+            role=str(getattr(fn, "role", "") or ""),
         )
 
 
@@ -319,6 +323,9 @@ class LambdaRuntime:
         self.invocations: list[tuple[str, str]] = []  # (function name, request id), for diagnostics
         # Receives (function, log stream, lines) after each invocation: Lambda ships them to Logs.
         self.log_sink: Callable[[FunctionSpec, str, list[str]], None] | None = None
+        # The execution role's session credentials for a new sandbox (access key, secret, token);
+        # None (or no answer) gives fake credentials.
+        self.credentials: Callable[[FunctionSpec], tuple[str, str, str] | None] | None = None
         # Concurrent executions allowed per account and region (read at each invocation).
         self.concurrency_limit: Callable[[], int] = lambda: DEFAULT_CONCURRENCY
         # Injected faults (the emulator's API): each invocation they apply to carries one.
@@ -454,7 +461,13 @@ class LambdaRuntime:
                         sandbox.kill()
             return pool
 
+    def _session_credentials(self, spec: FunctionSpec) -> tuple[str, str, str]:
+        """What Lambda gives an execution environment: its execution role's session credentials."""
+        found = self.credentials(spec) if self.credentials is not None else None
+        return found or (FAKE_ACCESS_KEY, FAKE_SECRET_KEY, "emulated-session-token")
+
     def _runtime_env(self, spec: FunctionSpec, code_dir: str, log_stream: str) -> dict[str, str]:
+        access_key, secret_key, session_token = self._session_credentials(spec)
         env = {
             k: v
             for k, v in os.environ.items()
@@ -475,10 +488,10 @@ class LambdaRuntime:
                 "_HANDLER": spec.handler,
                 "LAMBDA_TASK_ROOT": code_dir,
                 "TZ": ":UTC",
-                # The execution role's session credentials; the emulator accepts any.
-                "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
-                "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
-                "AWS_SESSION_TOKEN": "emulated-session-token",
+                # The execution role's session credentials.
+                "AWS_ACCESS_KEY_ID": access_key,
+                "AWS_SECRET_ACCESS_KEY": secret_key,
+                "AWS_SESSION_TOKEN": session_token,
                 # Keep boto3 away from the host's profiles; point every client at the emulator.
                 "AWS_CONFIG_FILE": os.devnull,
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull,

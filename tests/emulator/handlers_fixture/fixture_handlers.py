@@ -80,3 +80,9 @@ def emit_metric(event: Any, context: Any) -> str:
     }
     print(json.dumps(emf))
     return "ok"
+
+
+def send(event: Any, context: Any) -> dict[str, str]:
+    """Send the event's ``body`` to its ``queue`` with the function's own credentials."""
+    sent = boto3.client("sqs").send_message(QueueUrl=event["queue"], MessageBody=event.get("body", "{}"))
+    return {"sent": sent["MessageId"]}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ..clock import DelayedExecutor, EmulatorClock
 from ..lambda_runtime import InProcessLambdaRuntime
-from . import awslambda, cloudformation, cloudwatch, ec2, ecs, elbv2, events, route53, sqs, stepfunctions
+from . import awslambda, cloudformation, cloudwatch, ec2, ecs, elbv2, events, iam, route53, sqs, stepfunctions
 from ._core import CONFIG, EmulatorOptions, _sqs_send
 
 LOG = logging.getLogger(__name__)
@@ -25,6 +25,10 @@ __all__ = ["CONFIG", "PATCHES", "EmulatorOptions", "apply_all", "stop_workers", 
 
 PATCHES: tuple[Callable[[], None], ...] = (
     cloudformation.transform_serverless_templates,
+    iam.attach_managed_policies_from_cloudformation,
+    iam.authorise_role_session_calls,
+    iam.lambda_execution_role_credentials,
+    iam.state_machine_role_credentials,
     stepfunctions.state_machine_definitions_from_cloudformation,
     sqs.support_sqs_queue_policies,
     awslambda.name_lambda_permissions,

@@ -42,6 +42,9 @@ class EmulatorOptions:
     lambda_concurrency: concurrent Lambda executions (execution environments busy at once) per
         account and region; beyond it asynchronous events wait in the queue and a synchronous
         Invoke waits for a slot, up to the function's timeout, before it is throttled.
+    iam: authorise calls made with a role's session credentials (Lambda functions', the state
+        machine's) against the role's policies; False lets every call through. A deployment-wide
+        choice: ``reset`` keeps it.
     """
 
     duplicates: int = 0
@@ -51,6 +54,7 @@ class EmulatorOptions:
     task_start_seconds: float = 10.0
     route53_propagation_seconds: float = 30.0
     lambda_concurrency: int = DEFAULT_CONCURRENCY
+    iam: bool = True
     seed: int = 0
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
