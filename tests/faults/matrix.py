@@ -24,7 +24,8 @@ crashes on every attempt).
 A case **holds** when the fault acted, the deployment's record reached a terminal status, its
 execution ended, and the router's weights are exact: 100 % green after a promotion, the snapshot
 taken before the release otherwise, and, when the rollback failed for good, what the record says
-they are (``ROLLBACK_FAILED`` is recorded, the stack's alarm fires: nothing is silent).
+they are (``ROLLBACK_FAILED`` is recorded, the pair's ``RollbacksFailed`` is counted and the
+stack's alarm fires: nothing is silent).
 
 Run it with ``make faults`` (the full matrix, about 20 minutes: the hook runner's 900 s timeout is
 waited out in real time) or ``python -m tests.faults.matrix --reduced``; ``tests/faults`` runs the
