@@ -7,10 +7,8 @@ given with the CLI in its own process; lifecycle events are read from an SQS que
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 import pytest
 from ecs_canary.flow.notify import DETAIL_TYPES, LifecycleEvent
 from ecs_canary.store import Deployment, Status
-from ecs_canary_cli.demo.infra import PairInfra
+from ecs_canary_cli.demo.infra import PairInfra, deploy_function
 
 from .conftest import World, history_events
 
@@ -33,33 +31,7 @@ LONG_BAKE = {"type": "steps", "steps": [50, 100], "bake_seconds": 86_400}
 def hook(world: World) -> str:
     """The scripted hook, deployed as a Lambda function the stack may invoke (its name has the prefix)."""
     name = f"{world.emulator.outputs['HookFunctionPrefix']}e2e"
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as zipped:
-        zipped.write(HOOK_SOURCE, "hook.py")
-    role = world.clients("iam").create_role(
-        RoleName="e2e-hook-role",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )["Role"]["Arn"]
-    world.clients("lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.13",
-        Role=role,
-        Handler="hook.handler",
-        Code={"ZipFile": archive.getvalue()},
-        Timeout=30,
-    )
-    return name
+    return deploy_function(world.clients, name, {"hook.py": HOOK_SOURCE}, "hook.handler")
 
 
 def _script(function: str, *answers: str, delay: int = 30, timeout: int | None = None) -> dict[str, Any]:

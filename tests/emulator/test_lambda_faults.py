@@ -6,14 +6,13 @@ so a test can tell a refused call, a crash before the write and an exit after it
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ecs_canary_cli.demo.infra import deploy_function
 from ecs_canary_cli.local import Emulator, control
 
 WRITER = """
@@ -33,56 +32,25 @@ def handler(event, context):
 TABLE = "emulator-faults"
 
 
-def _zip(source: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("writer.py", source)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def writer(aws: Emulator) -> str:
-    lam = aws.client("lambda")
-    iam = aws.client("iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-    role = iam.create_role(RoleName="emulator-faults-writer", AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(
-        RoleName="emulator-faults-writer",
-        PolicyName="write-the-table",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": ["dynamodb:PutItem", "dynamodb:GetItem"],
-                        "Resource": f"arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}",
-                    }
-                ],
-            }
-        ),
-    )
     aws.client("dynamodb").create_table(
         TableName=TABLE,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    name = "emulator-faults-writer"
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.13",
-        Role=role["Role"]["Arn"],
-        Handler="writer.handler",
-        Timeout=3,
-        Code={"ZipFile": _zip(WRITER)},
+    table = f"arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}"
+    return deploy_function(
+        aws.client,
+        "emulator-faults-writer",
+        {"writer.py": WRITER},
+        "writer.handler",
+        statements=[
+            {"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:GetItem"], "Resource": table}
+        ],
+        timeout=3,
     )
-    return name
 
 
 @pytest.fixture(autouse=True)

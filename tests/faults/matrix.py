@@ -41,7 +41,6 @@ import json
 import sys
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -60,6 +59,7 @@ from ecs_canary_cli.demo.infra import (
     PairInfra,
     create_alb_pair,
     create_network,
+    deploy_function,
     register_revision,
     release,
     spec_for,
@@ -224,33 +224,7 @@ class Matrix:
 
     def _hook_function(self) -> str:
         name = f"{self.emulator.outputs['HookFunctionPrefix']}fault-matrix"
-        archive = io.BytesIO()
-        with zipfile.ZipFile(archive, "w") as zipped:
-            zipped.writestr("hook.py", HOOK_SOURCE)
-        role = self.clients("iam").create_role(
-            RoleName="fault-matrix-hook",
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )["Role"]["Arn"]
-        self.clients("lambda").create_function(
-            FunctionName=name,
-            Runtime="python3.13",
-            Role=role,
-            Handler="hook.handler",
-            Code={"ZipFile": archive.getvalue()},
-            Timeout=30,
-        )
-        return name
+        return deploy_function(self.clients, name, {"hook.py": HOOK_SOURCE}, "hook.handler")
 
     # ---- one case ----------------------------------------------------------------------------------
 

@@ -457,62 +457,79 @@ def create_test_listener(clients: ClientFactory, pair: PairInfra, port: int = TE
     return replace(pair, test_listener_arn=str(listener["ListenerArn"]))
 
 
-def deploy_smoke_hook(clients: ClientFactory, prefix: str) -> str:
-    """Deploy :mod:`ecs_canary_cli.demo.hooks.smoke` as a Lambda function named ``<prefix>smoke-test``.
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+"""The trust policy of a Lambda function's execution role."""
 
-    The function's role may read what the hook reads (ECS services, target groups, CloudWatch
-    metrics); the emulator does not enforce IAM, an account does.
+
+def deploy_function(
+    clients: ClientFactory,
+    name: str,
+    files: Mapping[str, str | Path],
+    handler: str,
+    *,
+    statements: Sequence[Mapping[str, Any]] = (),
+    timeout: int = 30,
+    description: str = "",
+) -> str:
+    """Deploy a Python function as a user would: its own execution role (``<name>-role``) allowed
+    exactly ``statements`` (IAM is enforced, in an account as in the emulator), then the function.
+
+    ``files`` maps each name in the code archive to its source: text, or the path of a file.
+    Returns the function's name.
     """
-    name = f"{prefix}{SMOKE_HOOK}"
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
-        zipped.write(SMOKE_HOOK_SOURCE, "smoke.py")
+        for arcname, source in files.items():
+            if isinstance(source, Path):
+                zipped.write(source, arcname)
+            else:
+                zipped.writestr(arcname, source)
     iam = clients("iam")
-    role = iam.create_role(
-        RoleName=f"{name}-role",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )["Role"]["Arn"]
-    iam.put_role_policy(
-        RoleName=f"{name}-role",
-        PolicyName="read-green-metrics",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": [
-                            "ecs:DescribeServices",
-                            "elasticloadbalancing:DescribeTargetGroups",
-                            "cloudwatch:GetMetricData",
-                        ],
-                        "Resource": "*",
-                    }
-                ],
-            }
-        ),
-    )
+    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
+    if statements:
+        iam.put_role_policy(
+            RoleName=f"{name}-role",
+            PolicyName="function",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [dict(s) for s in statements]}),
+        )
     clients("lambda").create_function(
         FunctionName=name,
         Runtime="python3.13",
-        Role=role,
-        Handler="smoke.handler",
+        Role=role["Role"]["Arn"],
+        Handler=handler,
         Code={"ZipFile": archive.getvalue()},
-        Description="ecs-canary demo: judge green on the test traffic it served",
-        Timeout=30,
+        Description=description,
+        Timeout=timeout,
     )
     return name
+
+
+def deploy_smoke_hook(clients: ClientFactory, prefix: str) -> str:
+    """Deploy :mod:`ecs_canary_cli.demo.hooks.smoke` as a Lambda function named ``<prefix>smoke-test``,
+    whose role may read what the hook reads (ECS services, target groups, CloudWatch metrics)."""
+    return deploy_function(
+        clients,
+        f"{prefix}{SMOKE_HOOK}",
+        {"smoke.py": SMOKE_HOOK_SOURCE},
+        "smoke.handler",
+        statements=[
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "ecs:DescribeServices",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                    "cloudwatch:GetMetricData",
+                ],
+                "Resource": "*",
+            }
+        ],
+        description="ecs-canary demo: judge green on the test traffic it served",
+    )
 
 
 def gates_for(pair: PairInfra, hook_function: str) -> dict[str, Any]:
