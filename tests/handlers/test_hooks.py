@@ -506,6 +506,22 @@ def test_a_failing_hook_also_ends_the_watch_at_once(flow: Flow, lam: FakeLambda)
     assert run.record().status is Status.ROLLING_BACK
 
 
+def test_a_failing_hook_fails_back_even_when_the_watch_cannot_be_signalled(
+    flow: Flow, lam: FakeLambda
+) -> None:
+    """Ending the watch early is a speed-up: a refused SendTaskFailure still ends in HookFailed."""
+    _register(flow, hooks={"after_test_traffic": [{"function": SMOKE}]})
+    lam.scripts = {SMOKE: [answer("FAILED", reason="smoke test failed")]}
+    run, _ = flow.rolling(GREEN)
+    flow.tokens.gone[TOKEN] = "ThrottlingException"
+
+    with pytest.raises(HookFailed):
+        _loop(flow, run, _stage_cursor("after_test_traffic"))
+
+    assert [c["error"] for c in flow.tokens.failures(TOKEN)] == ["HookFailed"]
+    assert run.record().status is Status.ROLLING_BACK
+
+
 def test_an_in_progress_hook_may_wait_exactly_its_timeout(flow: Flow, lam: FakeLambda) -> None:
     _register(flow, hooks={"before_test_traffic": [{"function": SMOKE, "timeout_seconds": 60}]})
     lam.scripts = {SMOKE: [answer("IN_PROGRESS", callBackDelay=30)] * 2 + [answer("SUCCEEDED")]}

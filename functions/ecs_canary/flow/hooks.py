@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from ecs_canary import aws
 from ecs_canary.errors import HookFailed, NotOwner, RollbackRequested
@@ -158,7 +159,11 @@ def run_hooks(store: Store, inp: HookInput) -> dict[str, Any]:
     intent = RollbackIntent(Status.FAILED, reason, f"execution {inp.execution.rsplit(':', 1)[-1]}", now_iso())
     # Like any interrupt, the intent also ends the watch's wait: an answer that arrives after the state
     # machine gave up on this call (a timed-out Task) still fails the deployment back at once.
-    request_rollback(store, record, intent, signal="HookFailed", owner=inp.execution)
+    try:
+        request_rollback(store, record, intent, signal="HookFailed", owner=inp.execution)
+    except ClientError as exc:
+        # Ending the watch early is a speed-up: this Task's own failure fails the deployment back.
+        logger.warning("the watch could not be ended early", extra={"error": str(exc)})
     raise HookFailed(reason)
 
 

@@ -75,7 +75,8 @@ def request_rollback(
     updated = store.request_rollback(record.pair, record.deployment_id, intent, owner=owner)
     assert updated.rollback is not None
     if updated.status is Status.ROLLING_BACK:
-        fail_task(updated.listener_token, signal, updated.rollback.reason, sfn=sfn)
         if updated.rollback.at == intent.at:
+            # Emitted first: the intent is recorded, whatever happens to the signal below.
             notify.emit("interrupted", updated, reason=intent.reason, by=intent.by, signal=signal)
+        fail_task(updated.listener_token, signal, updated.rollback.reason, sfn=sfn)
     return updated
