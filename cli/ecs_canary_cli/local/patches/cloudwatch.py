@@ -288,10 +288,11 @@ class _MetricIndex:
     def update(self, data: list[Any]) -> None:
         if data is not self.source or len(data) < self.seen:
             self.source, self.seen, self.by_metric = data, 0, {}
-        for datum in data[self.seen :]:
+        new = data[self.seen :]  # moto may append while this runs: count only what was read
+        for datum in new:
             key = (datum.namespace, datum.name, frozenset((d.name, d.value) for d in datum.dimensions))
             self.by_metric.setdefault(key, []).append(datum)
-        self.seen = len(data)
+        self.seen += len(new)
 
     def of(self, alarm: Any) -> list[Any]:
         key = (alarm.namespace, alarm.metric_name, frozenset((d.name, d.value) for d in alarm.dimensions))
