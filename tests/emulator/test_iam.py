@@ -203,7 +203,7 @@ def test_denials_answer_in_each_protocols_error_shape(aws: Emulator, iam_stack: 
         return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
 
     assert denied("dynamodb", lambda c: c.list_tables()) == ("AccessDeniedException", 400)
-    assert denied("lambda", lambda c: c.list_functions()) == ("AccessDeniedException", 400)
+    assert denied("lambda", lambda c: c.list_functions()) == ("AccessDeniedException", 403)
     assert denied("stepfunctions", lambda c: c.list_state_machines()) == ("AccessDeniedException", 400)
     assert denied("route53", lambda c: c.list_hosted_zones()) == ("AccessDenied", 403)
     assert denied("elbv2", lambda c: c.describe_load_balancers()) == ("AccessDenied", 403)

@@ -654,7 +654,8 @@ def _denied(response: Any, message: str) -> Any:
         _status, headers, body = response.serialized(ActionResult(error))
     headers = {k: v for k, v in headers.items() if str(k).lower() != "status"}
     headers, body = response._enrich_response(headers, body)  # the request id, as every answer
-    return (403 if protocol in _QUERY_PROTOCOLS else 400), headers, body
+    # JSON-protocol services answer 400; Lambda (REST-JSON) and the query and REST-XML services 403.
+    return (403 if protocol in _QUERY_PROTOCOLS or protocol == "rest-json" else 400), headers, body
 
 
 def authorise_role_session_calls() -> None:
