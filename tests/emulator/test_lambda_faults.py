@@ -119,7 +119,7 @@ def test_a_timeout_hangs_the_handler_until_lambda_stops_it(aws: Emulator, writer
 
 @pytest.mark.parametrize(
     ("kind", "code"),
-    [("throttle", "ThrottlingException"), ("server-error", "InternalFailure")],
+    [("throttle", "ThrottlingException"), ("server-error", "InternalServerError")],
 )
 def test_a_call_fault_refuses_the_matching_call_as_the_service_would(
     aws: Emulator, writer: str, kind: str, code: str

@@ -11,7 +11,8 @@ invocations it applies to; each invocation it applies to carries it into its san
 * ``throttle``: each AWS call the handler makes that matches ``calls`` is answered with the
   service's throttling error (HTTP 400 ``ThrottlingException``, or ``Throttling`` for the query and
   REST-XML protocols), as a throttled account sees it; the SDK's retries see it too;
-* ``server-error``: the same with an HTTP 500 ``InternalFailure`` from the service;
+* ``server-error``: the same with an HTTP 500 from the service (``InternalFailure``, DynamoDB's
+  ``InternalServerError``);
 * ``exit-after-call``: the process exits right after the first matching call *succeeded*: the
   AWS write landed, whatever the handler meant to record after it did not.
 

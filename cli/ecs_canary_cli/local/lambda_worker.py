@@ -52,7 +52,7 @@ RUNTIME_MODULES = ("json", "logging", "decimal", "uuid", "urllib.request", "http
 
 WRITE_PREFIXES = (
     "Put", "Update", "Delete", "Create", "Modify", "Change", "Set", "Register", "Deregister",
-    "Start", "Stop", "Send", "Transact", "BatchWrite", "Publish", "Invoke", "Tag", "Untag",
+    "Start", "Stop", "Send", "TransactWrite", "BatchWrite", "Publish", "Invoke", "Tag", "Untag",
 )  # fmt: skip
 """Operation-name prefixes of the calls that change something (``exit-after-call``'s default)."""
 
@@ -75,7 +75,11 @@ _THROTTLE = {"json": "ThrottlingException", "rest-json": "TooManyRequestsExcepti
 """Each protocol's throttling error code (the query and REST-XML services say ``Throttling``)."""
 
 
-def _error_response(kind: str, protocol: str, url: str) -> Any:
+_SERVER_ERROR = {"dynamodb": "InternalServerError"}
+"""A service's own code for an internal error, where it is not ``InternalFailure``."""
+
+
+def _error_response(kind: str, protocol: str, url: str, service: str = "") -> Any:
     """An AWS error response as the service would send it, in the service's protocol."""
     from botocore.awsrequest import AWSResponse  # noqa: PLC0415 - botocore only in sandboxes
 
@@ -83,7 +87,8 @@ def _error_response(kind: str, protocol: str, url: str) -> Any:
         status = 429 if protocol == "rest-json" else 400
         code, message = _THROTTLE.get(protocol, "Throttling"), "Rate exceeded"
     else:
-        status, code, message = 500, "InternalFailure", "We encountered an internal error. Please try again."
+        status, message = 500, "We encountered an internal error. Please try again."
+        code = _SERVER_ERROR.get(service, "InternalFailure")
     request_id = f"injected-{time.monotonic_ns():x}"
     if protocol in ("json", "rest-json"):
         headers = {
@@ -126,7 +131,7 @@ def apply_call_faults(fault: Mapping[str, Any], acted: Callable[[str], None]) ->
         if kind in ("throttle", "server-error"):
             acted(f"{kind} {service}:{operation}")
             protocol = operation_model.service_model.resolved_protocol
-            _INJECTED.response = _error_response(kind, protocol, request.url)
+            _INJECTED.response = _error_response(kind, protocol, request.url, service)
         try:
             result = original_get(self, request, operation_model, context)
         finally:
