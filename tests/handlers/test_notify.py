@@ -353,3 +353,19 @@ def test_a_promotion_retried_after_the_close_emits_succeeded_again(flow: Flow) -
 
     assert _terminal(bus.received()) == [("succeeded", True)]
     assert run.record().status is Status.SUCCEEDED
+
+
+def test_recording_a_rollback_failure_after_the_rollback_closed_counts_nothing(
+    flow: Flow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rollback closed the record FAILED: a late "Record that the rollback failed" is no failure."""
+    flow.register("alb")
+    run, state = flow.rolling(GREEN)
+    run.to_step(state, 1)
+    run.rollback(catch("GreenUnhealthy", "alarm"))
+    capsys.readouterr()
+
+    result = run.rollback_failed(None, catch("X", "y"))
+
+    assert result["status"] == "FAILED"
+    assert not any("RollbacksFailed" in doc for doc in _metrics(capsys.readouterr().out))

@@ -32,7 +32,11 @@ def handler(event: RollbackFailedInput, context: LambdaContext) -> dict[str, Any
         error=event.error,
         rollback_error=event.rollback_error,
     )
-    # The stack's RollbackFailedAlarm watches this metric.
-    metrics.add_metric(name="RollbacksFailed", unit=MetricUnit.Count, value=1)
-    logger.error("rollback failed", extra=result)
+    if result["status"] == "ROLLBACK_FAILED":
+        # The stack's RollbackFailedAlarm watches this metric (a record another path closed, say
+        # FAILED after all, is no rollback failure).
+        metrics.add_metric(name="RollbacksFailed", unit=MetricUnit.Count, value=1)
+        logger.error("rollback failed", extra=result)
+    else:
+        logger.warning("the deployment was already closed", extra=result)
     return result
