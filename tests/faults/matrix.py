@@ -21,8 +21,11 @@ every fault happens once (the deployment is aborted by an operator at its first 
 "Record that the rollback failed" runs because the rollback itself fails for good (its function
 crashes on every attempt).
 
-A case **holds** when the fault acted, the deployment's record reached a terminal status, its
-execution ended, and the router's weights are exact: 100 % green after a promotion, the snapshot
+A case **holds** when the fault acted and an attempt of its Task state failed (the execution's
+history says so), the deployment's record reached the terminal status the case calls for (``FAILED``
+for a lasting fault, ``SUCCEEDED`` for one that happens once, ``ABORTED`` on the rollback path,
+``ROLLBACK_FAILED`` when the rollback always crashes), its execution ended accordingly, the pair's
+lock is free, and the router's weights are exact: 100 % green after a promotion, the snapshot
 taken before the release otherwise, and, when the rollback failed for good, what the record says
 they are (``ROLLBACK_FAILED`` is recorded, the pair's ``RollbacksFailed`` is counted and the
 stack's alarm fires: nothing is silent).
@@ -150,6 +153,16 @@ class Case:
     def lasting(self) -> bool:
         """Whether the fault lasts the whole deployment (else it happens once)."""
         return not self.task.rollback_path and self.kind in ("throttle", "server-error", "crash")
+
+    @property
+    def expected_status(self) -> str:
+        """How the deployment must end: a lasting fault fails it back, one that happens once is
+        recovered from, an abort stays an abort, and a rollback that always crashes is recorded."""
+        if self.task.key == "record-rollback-failed":
+            return "ROLLBACK_FAILED"
+        if self.task.rollback_path:
+            return "ABORTED"
+        return "FAILED" if self.lasting else "SUCCEEDED"
 
     def fault(self, function: str, pair: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -350,32 +363,51 @@ class Matrix:
         outcome.status = dep.status.value
         if not dep.status.terminal:
             outcome.problems.append(f"record not terminal: {dep.status.value}")
-        if outcome.execution == "RUNNING":
-            outcome.problems.append("execution still running")
+        if dep.status.value != case.expected_status:
+            outcome.problems.append(f"ended {dep.status.value}, expected {case.expected_status}")
+        wanted_execution = "SUCCEEDED" if case.expected_status == "SUCCEEDED" else "FAILED"
+        if outcome.execution != wanted_execution:
+            outcome.problems.append(f"execution {outcome.execution}, expected {wanted_execution}")
+        failed = self._failed_attempts(dep, case.task.state)
+        if failed == 0:
+            outcome.problems.append(f"no attempt of {case.task.state!r} failed: the fault missed the state")
         if self.store.active_deployment_id(pair.name) is not None:
             outcome.problems.append("the pair's lock is still held")
         if dep.status is Status.SUCCEEDED:
             outcome.expected = {name: (100 if name == green else 0) for name in outcome.snapshot}
         elif dep.status is Status.ROLLBACK_FAILED:
             outcome.expected = dict(dep.weights or {})
-            counted = self._counted(pair.name)
-            outcome.alarmed = self._alarmed() and counted
-            if not counted:
+            outcome.alarmed = self._counted(pair.name) and self._counted(None)
+            if not outcome.alarmed:
                 outcome.problems.append(
-                    "ROLLBACK_FAILED but the pair's RollbacksFailed metric has no datapoint"
+                    "ROLLBACK_FAILED but RollbacksFailed (the pair's, and the series the stack's alarm "
+                    "watches) has no datapoint"
                 )
-            elif not outcome.alarmed:
-                outcome.problems.append("ROLLBACK_FAILED but the stack's alarm did not fire")
         else:
             outcome.expected = dict(outcome.snapshot)
         if outcome.weights != outcome.expected:
             outcome.problems.append(
                 f"weights {_weights_text(outcome.weights)}, expected {_weights_text(outcome.expected)}"
             )
-        if dep.status is Status.ROLLBACK_FAILED and case.task.key != "record-rollback-failed":
-            outcome.problems.append("the rollback failed for good where one fault should not make it fail")
-        if case.task.key == "record-rollback-failed" and dep.status is not Status.ROLLBACK_FAILED:
-            outcome.problems.append(f"a rollback that always crashes ended {dep.status.value}")
+
+    def _failed_attempts(self, dep: Deployment, state: str) -> int:
+        """How many attempts of the Task state ``state`` failed or timed out in the execution."""
+        if dep.execution_arn is None:
+            return 0
+        sfn = self.clients("stepfunctions")
+        current, failed = "", 0
+        kwargs: dict[str, Any] = {"executionArn": dep.execution_arn, "maxResults": 1000}
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            for event in page["events"]:
+                entered = event.get("stateEnteredEventDetails")
+                if entered is not None:
+                    current = str(entered.get("name"))
+                elif current == state and event["type"] in ("TaskFailed", "TaskTimedOut"):
+                    failed += 1
+            if not page.get("nextToken"):
+                return failed
+            kwargs["nextToken"] = page["nextToken"]
 
     def _execution_status(self, dep: Deployment, deadline: float) -> str:
         """How the deployment's execution ended (waiting for it until ``deadline``)."""
@@ -388,8 +420,9 @@ class Matrix:
                 return status
             time.sleep(0.1)
 
-    def _counted(self, pair: str) -> bool:
-        """The pair's own RollbacksFailed datapoint (the stack's alarm is shared by every pair)."""
+    def _counted(self, pair: str | None) -> bool:
+        """A RollbacksFailed datapoint: the pair's own, or (``None``) in the series the stack's alarm
+        watches (every pair's; the alarm's state itself lasts only one scaled period)."""
         now = datetime.now(UTC)
         cloudwatch = self.clients("cloudwatch")
         deadline = time.monotonic() + 60  # logs ship after the invocation ends
@@ -397,7 +430,10 @@ class Matrix:
             points = cloudwatch.get_metric_statistics(
                 Namespace="EcsCanary",
                 MetricName="RollbacksFailed",
-                Dimensions=[{"Name": "Pair", "Value": pair}, {"Name": "service", "Value": "ecs-canary"}],
+                Dimensions=[
+                    *([{"Name": "Pair", "Value": pair}] if pair is not None else []),
+                    {"Name": "service", "Value": "ecs-canary"},
+                ],
                 StartTime=now - timedelta(hours=1),
                 EndTime=now + timedelta(minutes=5),
                 Period=60,
@@ -406,17 +442,6 @@ class Matrix:
             if sum(float(p["Sum"]) for p in points) >= 1:
                 return True
             time.sleep(0.5)
-        return False
-
-    def _alarmed(self) -> bool:
-        name = self.emulator.outputs["RollbackFailedAlarmName"]
-        cloudwatch = self.clients("cloudwatch")
-        deadline = time.monotonic() + 120  # CloudWatch evaluates on its own period
-        while time.monotonic() < deadline:
-            state = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
-            if state == "ALARM":
-                return True
-            time.sleep(0.2)
         return False
 
 
