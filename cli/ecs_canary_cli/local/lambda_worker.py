@@ -121,12 +121,10 @@ def apply_call_faults(fault: Mapping[str, Any], acted: Callable[[str], None]) ->
     kind = str(fault["kind"])
     patterns = [str(p) for p in fault.get("calls") or []]
     original_get, original_send = getattr(Endpoint, "_do_get_response"), getattr(Endpoint, "_send")  # noqa: B009
-    fired = False
 
     def do_get_response(self: Any, request: Any, operation_model: Any, context: Any) -> Any:
-        nonlocal fired
         service, operation = operation_model.service_model.service_name, operation_model.name
-        if fired or not call_matches(patterns, service, operation):
+        if not call_matches(patterns, service, operation):
             return original_get(self, request, operation_model, context)
         if kind in ("throttle", "server-error"):
             acted(f"{kind} {service}:{operation}")
@@ -136,9 +134,7 @@ def apply_call_faults(fault: Mapping[str, Any], acted: Callable[[str], None]) ->
             result = original_get(self, request, operation_model, context)
         finally:
             _INJECTED.response = None
-        answered = result[0] is not None and result[0][0].status_code < 300
-        if kind == "exit-after-call" and answered:
-            fired = True
+        if kind == "exit-after-call" and result[0] is not None and result[0][0].status_code < 300:
             acted(f"exit after {service}:{operation}")
             sys.stdout.flush()
             os._exit(1)
