@@ -391,23 +391,35 @@ class Matrix:
             )
 
     def _failed_attempts(self, dep: Deployment, state: str) -> int:
-        """How many attempts of the Task state ``state`` failed or timed out in the execution."""
+        """How many attempts of the Task state ``state`` failed or timed out in the execution.
+
+        Branches of the Parallel interleave their events, so each failure is traced back through
+        ``previousEventId`` to the state it happened in.
+        """
         if dep.execution_arn is None:
             return 0
         sfn = self.clients("stepfunctions")
-        current, failed = "", 0
+        events: dict[int, dict[str, Any]] = {}
         kwargs: dict[str, Any] = {"executionArn": dep.execution_arn, "maxResults": 1000}
         while True:
             page = sfn.get_execution_history(**kwargs)
-            for event in page["events"]:
+            events.update({int(e["id"]): e for e in page["events"]})
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+
+        def state_of(event: dict[str, Any]) -> str | None:
+            seen: set[int] = set()
+            while event is not None and int(event["id"]) not in seen:
+                seen.add(int(event["id"]))
                 entered = event.get("stateEnteredEventDetails")
                 if entered is not None:
-                    current = str(entered.get("name"))
-                elif current == state and event["type"] in ("TaskFailed", "TaskTimedOut"):
-                    failed += 1
-            if not page.get("nextToken"):
-                return failed
-            kwargs["nextToken"] = page["nextToken"]
+                    return str(entered.get("name"))
+                event = events.get(int(event.get("previousEventId") or 0))  # type: ignore[assignment]
+            return None
+
+        failures = (e for e in events.values() if e["type"] in ("TaskFailed", "TaskTimedOut"))
+        return sum(1 for e in failures if state_of(e) == state)
 
     def _execution_status(self, dep: Deployment, deadline: float) -> str:
         """How the deployment's execution ended (waiting for it until ``deadline``)."""
