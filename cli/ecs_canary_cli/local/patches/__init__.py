@@ -15,7 +15,20 @@ from collections.abc import Callable
 
 from ..clock import DelayedExecutor, EmulatorClock
 from ..lambda_runtime import InProcessLambdaRuntime
-from . import awslambda, cloudformation, cloudwatch, ec2, ecs, elbv2, events, iam, route53, sqs, stepfunctions
+from . import (
+    awslambda,
+    cloudformation,
+    cloudwatch,
+    dynamodb,
+    ec2,
+    ecs,
+    elbv2,
+    events,
+    iam,
+    route53,
+    sqs,
+    stepfunctions,
+)
 from ._core import CONFIG, EmulatorOptions, _sqs_send
 
 LOG = logging.getLogger(__name__)
@@ -31,6 +44,7 @@ PATCHES: tuple[Callable[[], None], ...] = (
     iam.state_machine_role_credentials,
     stepfunctions.state_machine_definitions_from_cloudformation,
     sqs.support_sqs_queue_policies,
+    dynamodb.isolate_dynamodb_requests,
     awslambda.name_lambda_permissions,
     awslambda.run_lambda_handlers_in_process,
     awslambda.ship_lambda_logs_and_embedded_metrics,
